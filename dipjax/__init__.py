@@ -1,0 +1,27 @@
+"""dipjax: Deep Image Prior in JAX/Flax — exact, fast, batched over seeds.
+
+Data convention: images are float32 arrays of shape ``(H, W, C)`` with values in
+``[0, 1]``; the network input ``z`` is ``(H, W, C_in)``. Every function works on one
+image and one seed; batch with ``jax.vmap``.
+"""
+
+from dipjax.conv import conv2d
+from dipjax.downsampler import downsample, kernel_1d
+from dipjax.fit import (FitLoop, FitResult, FitState, Snapshots, StepMetrics, ensemble, fit_seeds, identity,
+                        make_fit, make_fit_loop)
+from dipjax.inputs import make_input, perturb_input
+from dipjax.layers import upsample2x
+from dipjax.metrics import mse, psnr
+from dipjax.models import (PRESETS, SkipNet, count_params, get_model, skip_deblock, skip_default, skip_flash,
+                           skip_inpaint_large_hole, skip_inpaint_region, skip_inpaint_text, skip_restore_sparse,
+                           skip_tiny)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FitLoop", "FitResult", "FitState", "PRESETS", "SkipNet", "Snapshots", "StepMetrics", "conv2d", "count_params",
+    "downsample", "ensemble", "fit_seeds", "get_model", "identity", "kernel_1d", "make_fit", "make_fit_loop",
+    "make_input", "mse", "perturb_input", "psnr", "skip_deblock", "skip_default", "skip_flash",
+    "skip_inpaint_large_hole", "skip_inpaint_region", "skip_inpaint_text", "skip_restore_sparse", "skip_tiny",
+    "upsample2x",
+]

@@ -1,0 +1,87 @@
+"""The matmul convolution equals lax.conv_general_dilated in value, gradient and under vmap."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from dipjax import conv as conv_lib
+
+
+def reference_conv(x, kernel, bias, stride):
+  y = lax.conv_general_dilated(x[None], kernel, (stride, stride), "VALID",
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                               precision=lax.Precision.HIGHEST)[0]
+  return y + bias.reshape(1, 1, -1)
+
+
+CASES = list(itertools.product([1, 2], [1, 3, 5], [(9, 9), (10, 13)]))
+
+
+@pytest.mark.parametrize("stride,k,size", CASES)
+def test_value_and_gradients_match_lax(stride, k, size):
+  kx, kw, kb, kc = jax.random.split(jax.random.key(stride * 100 + k), 4)
+  x = jax.random.normal(kx, size + (3,))
+  w = jax.random.normal(kw, (k, k, 3, 4))
+  b = jax.random.normal(kb, (4,))
+  y = conv_lib.conv2d(x, w, b, stride=stride)
+  y_ref = reference_conv(x, w, b, stride)
+  assert y.shape == y_ref.shape
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  cot = jax.random.normal(kc, y.shape)
+  loss = lambda f: (lambda x, w, b: jnp.sum(f(x, w, b) * cot))
+  grads = jax.grad(loss(lambda x, w, b: conv_lib.conv2d(x, w, b, stride=stride)), argnums=(0, 1, 2))(x, w, b)
+  grads_ref = jax.grad(loss(lambda x, w, b: reference_conv(x, w, b, stride)), argnums=(0, 1, 2))(x, w, b)
+  for g, g_ref, name in zip(grads, grads_ref, ("dx", "dkernel", "dbias")):
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_gradients_inside_scan_match():
+  x = jax.random.normal(jax.random.key(1), (12, 12, 3))
+  w0 = jax.random.normal(jax.random.key(2), (3, 3, 3, 5)) * 0.1
+  b = jnp.zeros(5)
+
+  def train(conv):
+    def body(w, _):
+      g = jax.grad(lambda w: jnp.sum(conv(x, w, b) ** 2))(w)
+      return w - 1e-3 * g, None
+    return lax.scan(body, w0, None, length=3)[0]
+
+  ours = jax.jit(lambda: train(lambda x, w, b: conv_lib.conv2d(x, w, b, stride=2)))()
+  ref = jax.jit(lambda: train(lambda x, w, b: reference_conv(x, w, b, 2)))()
+  np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_vmap_over_weights_equals_loop():
+  xs = jax.random.normal(jax.random.key(3), (4, 11, 11, 3))
+  ws = jax.random.normal(jax.random.key(4), (4, 3, 3, 3, 6))
+  bs = jax.random.normal(jax.random.key(5), (4, 6))
+  f = lambda x, w, b: jnp.sum(conv_lib.conv2d(x, w, b, stride=2) ** 2)
+  batched = jax.vmap(jax.value_and_grad(f, argnums=(0, 1, 2)))(xs, ws, bs)
+  for i in range(4):
+    single = jax.value_and_grad(f, argnums=(0, 1, 2))(xs[i], ws[i], bs[i])
+    for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(single)):
+      np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-5)
+
+
+def test_no_conv_primitive_in_gradient():
+  """The whole VJP is matmuls and pads: no convolution op reaches XLA (the slow CPU path)."""
+  x = jnp.ones((10, 10, 3))
+  w = jnp.ones((3, 3, 3, 4))
+  jaxpr = jax.make_jaxpr(jax.grad(lambda x, w: jnp.sum(conv_lib.conv2d(x, w, stride=2)), argnums=(0, 1)))(x, w)
+  assert "conv_general_dilated" not in str(jaxpr)
+
+
+@pytest.mark.parametrize("x_shape,k_shape,stride,match", [
+    ((10, 10), (3, 3, 3, 4), 1, "`x` must be"),
+    ((10, 10, 2), (3, 3, 3, 4), 1, "input channels"),
+    ((10, 10, 3), (3, 2, 3, 4), 1, "square"),
+    ((10, 10, 3), (3, 3, 3, 4), 0, "`stride`"),
+    ((2, 10, 3), (3, 3, 3, 4), 1, "smaller than the kernel"),
+])
+def test_bad_arguments(x_shape, k_shape, stride, match):
+  with pytest.raises(ValueError, match=match):
+    conv_lib.conv2d(jnp.ones(x_shape), jnp.ones(k_shape), stride=stride)
