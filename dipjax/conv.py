@@ -78,29 +78,37 @@ def _matmul_last(a: jax.Array, b: jax.Array) -> jax.Array:
   return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
 
 
+def _forward(x, kernel, bias, stride):
+  patches = extract_patches(x, kernel.shape[0], stride)
+  y = _matmul_last(patches, kernel.reshape(-1, kernel.shape[-1]))
+  if bias is not None:
+    y = y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
+  return y, patches
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def _conv(x, kernel, bias, stride):
-  k = kernel.shape[0]
-  patches = extract_patches(x, k, stride)
-  y = _matmul_last(patches, kernel.reshape(-1, kernel.shape[-1]))
-  return y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
+  return _forward(x, kernel, bias, stride)[0]
 
 
 def _conv_fwd(x, kernel, bias, stride):
-  return _conv(x, kernel, bias, stride), (x, kernel)
+  y, patches = _forward(x, kernel, bias, stride)
+  # The patches are kept for the weight gradient (recomputing them costs a full
+  # extra pass over a k²-times-larger array; see BUILD_NOTES.md for the memory).
+  return y, (patches, kernel, x.shape, bias is not None)
 
 
 def _conv_bwd(stride, residuals, dy):
-  x, kernel = residuals
+  patches, kernel, x_shape, has_bias = residuals
   k, _, c_in, c_out = kernel.shape
-  patches = extract_patches(x, k, stride)
-  # dW[(i,j,c), o] = sum_{h,w} patches[h, w, (i,j,c)] * dy[h, w, o]
+  # dW[(i,j,c), o] = sum_{h,w} patches[h, w, (i,j,c)] * dy[h, w, o], computed as (dyᵀ P)ᵀ so
+  # that the layout change falls on dy (C_out wide) rather than on the k²·C_in-wide patches.
   d_kernel = lax.dot_general(patches, dy, (((0, 1), (0, 1)), ((), ())))
   d_kernel = d_kernel.reshape(k, k, c_in, c_out)
   # dP[h, w, (i,j,c)] = sum_o dy[h, w, o] * W[(i,j,c), o]; then col2im.
   d_patches = lax.dot_general(dy, kernel.reshape(-1, c_out), (((2,), (1,)), ((), ())))
-  dx = _fold_patches(d_patches, x.shape, k, stride)
-  d_bias = jnp.sum(dy, axis=(0, 1))
+  dx = _fold_patches(d_patches, x_shape, k, stride)
+  d_bias = jnp.sum(dy, axis=(0, 1)) if has_bias else None
   return dx, d_kernel, d_bias
 
 
@@ -141,6 +149,4 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, st
   k = kernel.shape[0]
   if x.shape[0] < k or x.shape[1] < k:
     raise ValueError(f"conv2d: `x` of spatial size {x.shape[:2]} is smaller than the kernel ({k}x{k}).")
-  if bias is None:
-    bias = jnp.zeros((kernel.shape[-1],), kernel.dtype)
   return _conv(x, kernel, bias, stride)

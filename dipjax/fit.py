@@ -42,6 +42,7 @@ from jax.flatten_util import ravel_pytree
 
 from dipjax import inputs as inputs_lib
 from dipjax import metrics as metrics_lib
+from dipjax import models as models_lib
 from dipjax.types import ForwardOperator, Params
 
 
@@ -185,7 +186,7 @@ def make_fit_loop(
       z = inputs_lib.make_input(input_key, tuple(out_shape), channels=input_channels, kind=input_kind,
                                 scale=input_scale)
     z = jnp.asarray(z, jnp.float32)
-    net_params = model.init(init_key, z)["params"]
+    net_params = models_lib.init_params(init_key, model, z)
     tree = {"net": net_params}
     if optimize_input:
       tree["z"] = z

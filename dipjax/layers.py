@@ -49,6 +49,9 @@ class Conv(nn.Module):
   stride: int = 1  # spatial stride
   use_bias: bool = True  # add a learned bias
   padding: str = "reflect"  # 'reflect' or 'zero'
+  # True when a BatchNorm follows: BN subtracts the per-channel mean, so the bias cancels
+  # exactly; it is kept as a parameter (reference parameter count) but not added.
+  bias_cancelled: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -60,7 +63,7 @@ class Conv(nn.Module):
     if p:
       mode = "reflect" if self.padding == "reflect" else "constant"
       x = jnp.pad(x, ((p, p), (p, p), (0, 0)), mode=mode)
-    return conv_lib.conv2d(x, kernel, bias, stride=self.stride)
+    return conv_lib.conv2d(x, kernel, None if self.bias_cancelled else bias, stride=self.stride)
 
 
 class BatchNorm(nn.Module):

@@ -69,9 +69,16 @@ def test_no_skip_net_needs_multiple_of_two_to_the_levels():
   assert jax.eval_shape(net.apply, params, z).shape == (24, 24, 3)  # grows, as in the reference
 
 
-def test_init_bounds_follow_pytorch_defaults():
+@pytest.mark.parametrize("which", ["flax_init", "init_params"])
+def test_init_bounds_follow_pytorch_defaults(which):
   net = dipjax.skip_default()
-  params = net.init(jax.random.key(0), jnp.zeros((32, 32, 32)))["params"]
+  z = jnp.zeros((32, 32, 32))
+  if which == "flax_init":
+    params = jax.jit(net.init)(jax.random.key(0), z)["params"]
+  else:  # the single-draw initialiser used by fit
+    params = jax.jit(lambda k: models.init_params(k, net, z))(jax.random.key(0))
+  reference_tree = jax.eval_shape(net.init, jax.random.key(0), z)["params"]
+  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(reference_tree)
   conv = params["up0_conv0"]  # 3x3, (4 + 128) -> 128
   bound = 1.0 / np.sqrt(132 * 9)
   for leaf in (conv["kernel"], conv["bias"]):
@@ -81,7 +88,11 @@ def test_init_bounds_follow_pytorch_defaults():
   bn = params["up0_bn0"]
   np.testing.assert_array_equal(bn["scale"], 1.0)
   np.testing.assert_array_equal(bn["bias"], 0.0)
-  uniform = dipjax.skip_tiny(bn_scale_init="uniform").init(jax.random.key(0), jnp.zeros((16, 16, 4)))["params"]
+  tiny = dipjax.skip_tiny(bn_scale_init="uniform")
+  if which == "flax_init":
+    uniform = tiny.init(jax.random.key(0), jnp.zeros((16, 16, 4)))["params"]
+  else:
+    uniform = models.init_params(jax.random.key(0), tiny, jnp.zeros((16, 16, 4)))
   scale = uniform["up0_bn0"]["scale"]
   assert float(scale.min()) >= 0.0 and float(scale.max()) <= 1.0 and float(jnp.std(scale)) > 0.05
 
