@@ -115,7 +115,7 @@ def _conv_bwd(stride, residuals, dy):
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stride: int = 1) -> jax.Array:
+def conv2d(x: jax.Array, kernel: jax.Array, *, bias: jax.Array | None = None, stride: int = 1) -> jax.Array:
   """2-D cross-correlation of one HWC image with ``VALID`` padding, as matmuls.
 
   Values and gradients equal ``lax.conv_general_dilated(x[None], kernel, (s, s),

@@ -63,7 +63,7 @@ class Conv(nn.Module):
     if p:
       mode = "reflect" if self.padding == "reflect" else "constant"
       x = jnp.pad(x, ((p, p), (p, p), (0, 0)), mode=mode)
-    return conv_lib.conv2d(x, kernel, None if self.bias_cancelled else bias, stride=self.stride)
+    return conv_lib.conv2d(x, kernel, bias=None if self.bias_cancelled else bias, stride=self.stride)
 
 
 class BatchNorm(nn.Module):

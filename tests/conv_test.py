@@ -27,13 +27,13 @@ def test_value_and_gradients_match_lax(stride, k, size):
   x = jax.random.normal(kx, size + (3,))
   w = jax.random.normal(kw, (k, k, 3, 4))
   b = jax.random.normal(kb, (4,))
-  y = conv_lib.conv2d(x, w, b, stride=stride)
+  y = conv_lib.conv2d(x, w, bias=b, stride=stride)
   y_ref = reference_conv(x, w, b, stride)
   assert y.shape == y_ref.shape
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
   cot = jax.random.normal(kc, y.shape)
   loss = lambda f: (lambda x, w, b: jnp.sum(f(x, w, b) * cot))
-  grads = jax.grad(loss(lambda x, w, b: conv_lib.conv2d(x, w, b, stride=stride)), argnums=(0, 1, 2))(x, w, b)
+  grads = jax.grad(loss(lambda x, w, b: conv_lib.conv2d(x, w, bias=b, stride=stride)), argnums=(0, 1, 2))(x, w, b)
   grads_ref = jax.grad(loss(lambda x, w, b: reference_conv(x, w, b, stride)), argnums=(0, 1, 2))(x, w, b)
   for g, g_ref, name in zip(grads, grads_ref, ("dx", "dkernel", "dbias")):
     np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4, err_msg=name)
@@ -50,7 +50,7 @@ def test_gradients_inside_scan_match():
       return w - 1e-3 * g, None
     return lax.scan(body, w0, None, length=3)[0]
 
-  ours = jax.jit(lambda: train(lambda x, w, b: conv_lib.conv2d(x, w, b, stride=2)))()
+  ours = jax.jit(lambda: train(lambda x, w, b: conv_lib.conv2d(x, w, bias=b, stride=2)))()
   ref = jax.jit(lambda: train(lambda x, w, b: reference_conv(x, w, b, 2)))()
   np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
 
@@ -59,7 +59,7 @@ def test_vmap_over_weights_equals_loop():
   xs = jax.random.normal(jax.random.key(3), (4, 11, 11, 3))
   ws = jax.random.normal(jax.random.key(4), (4, 3, 3, 3, 6))
   bs = jax.random.normal(jax.random.key(5), (4, 6))
-  f = lambda x, w, b: jnp.sum(conv_lib.conv2d(x, w, b, stride=2) ** 2)
+  f = lambda x, w, b: jnp.sum(conv_lib.conv2d(x, w, bias=b, stride=2) ** 2)
   batched = jax.vmap(jax.value_and_grad(f, argnums=(0, 1, 2)))(xs, ws, bs)
   for i in range(4):
     single = jax.value_and_grad(f, argnums=(0, 1, 2))(xs[i], ws[i], bs[i])

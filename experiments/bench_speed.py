@@ -1,0 +1,172 @@
+r"""Speed benchmark: seconds per Adam step inside the compiled scan, compile time, memory.
+
+Times dipjax's default network (2,217,831 parameters) at several image sizes with
+one seed, and at a few sizes with S vmapped seeds; in the same run it times a
+PyTorch eager implementation of the same architecture (experiments/torch_skip.py:
+same parameter count, image and steps) and prints the ratios.
+
+    python -m experiments.bench_speed                       # CPU defaults
+    python -m experiments.bench_speed --sizes=256,512 --seed_sizes=256 --torch=false  # on a GPU
+
+Per-step time is measured on ``FitLoop.run`` (the scan alone, after a warm-up call);
+compile time is ``jax.jit(fit).lower(...).compile()`` for the whole fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+
+from absl import app, flags
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dipjax
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["64", "128", "256"], "Square image sizes timed with one seed.")
+flags.DEFINE_list("seed_sizes", ["64", "128"], "Image sizes timed with several vmapped seeds.")
+flags.DEFINE_list("seeds", ["1", "2", "4", "8"], "Numbers of vmapped seeds.")
+flags.DEFINE_integer("steps", 10, "Timed Adam steps per measurement.")
+flags.DEFINE_integer("repeats", 2, "Timed repetitions; the fastest is reported.")
+flags.DEFINE_bool("torch", True, "Also time the PyTorch eager implementation (needs torch).")
+flags.DEFINE_string("out", "runs/bench_speed.json", "Where to write the JSON results.")
+
+REG_NOISE = 1.0 / 30.0  # the denoising setting: perturbation, EMA and guard all on
+LR = 0.01
+
+
+def _target(size: int) -> jax.Array:
+  return jax.random.uniform(jax.random.key(0), (size, size, 3))
+
+
+def time_dipjax(size: int, num_seeds: int, steps: int, repeats: int) -> dict:
+  """Seconds per step (all seeds together), compile time and memory for one configuration."""
+  net = dipjax.skip_default()
+  kwargs = dict(reg_noise_std=REG_NOISE, learning_rate=LR, guard_every=1)
+  target = _target(size)
+  keys = jax.random.split(jax.random.key(1), num_seeds)
+  fit = dipjax.make_fit(net, num_steps=steps, **kwargs)
+  if num_seeds == 1:
+    whole = jax.jit(lambda k: fit(k[0], target))
+  else:
+    whole = jax.jit(lambda k: dipjax.fit_seeds(fit, k, target))
+  t0 = time.perf_counter()
+  compiled_fit = whole.lower(keys).compile()
+  compile_s = time.perf_counter() - t0
+  mem = compiled_fit.memory_analysis()
+  peak_bytes = None
+  if mem is not None:
+    peak_bytes = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
+
+  loop = fit.loop
+  init_one = lambda k: loop.init(k, (size, size))
+  run_one = lambda s: loop.run(s, target, num_steps=steps)[:2]
+  if num_seeds == 1:  # the plain single-seed program, no vmap
+    state = jax.jit(init_one)(keys[0])
+    run = jax.jit(run_one)
+  else:
+    state = jax.jit(jax.vmap(init_one))(keys)
+    run = jax.jit(jax.vmap(run_one))
+  state = jax.block_until_ready(run(state))[0]  # compile + warm-up
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    state = jax.block_until_ready(run(state))[0]
+    best = min(best, time.perf_counter() - t0)
+  per_step = best / steps
+  return dict(size=size, seeds=num_seeds, s_per_step=per_step, s_per_step_per_seed=per_step / num_seeds,
+              compile_s=compile_s, xla_peak_bytes=peak_bytes)
+
+
+def time_torch(size: int, steps: int, repeats: int) -> dict | None:
+  try:
+    import torch
+    from experiments.torch_skip import TorchSkip, count_params
+  except ImportError:
+    return None
+  torch.manual_seed(0)
+  net = TorchSkip()
+  assert count_params(net) == 2_217_831
+  z = torch.rand(1, 32, size, size) * 0.1
+  target = torch.rand(1, 3, size, size)
+  opt = torch.optim.Adam(net.parameters(), lr=LR)
+
+  def step():
+    opt.zero_grad()
+    out = net(z + torch.randn_like(z) * REG_NOISE)
+    loss = ((out - target) ** 2).mean()
+    loss.backward()
+    opt.step()
+
+  for _ in range(2):
+    step()
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    for _ in range(steps):
+      step()
+    best = min(best, time.perf_counter() - t0)
+  return dict(size=size, s_per_step=best / steps, torch_version=torch.__version__, threads=torch.get_num_threads())
+
+
+def machine() -> dict:
+  dev = jax.devices()[0]
+  return dict(platform=platform.platform(), processor=platform.processor(), cpu_count=os.cpu_count(),
+              jax=jax.__version__, backend=jax.default_backend(), device=str(dev.device_kind))
+
+
+def main(argv):
+  del argv
+  sizes = [int(s) for s in FLAGS.sizes]
+  seed_sizes = [int(s) for s in FLAGS.seed_sizes]
+  seeds = [int(s) for s in FLAGS.seeds]
+  results = dict(machine=machine(), steps=FLAGS.steps, single=[], seeds=[], torch=[])
+  print(json.dumps(results["machine"]))
+  for size in sizes:
+    r = time_dipjax(size, 1, FLAGS.steps, FLAGS.repeats)
+    results["single"].append(r)
+    if FLAGS.torch:
+      t = time_torch(size, FLAGS.steps, FLAGS.repeats)
+      if t is not None:
+        results["torch"].append(t)
+        r["torch_s_per_step"] = t["s_per_step"]
+        r["ratio_vs_torch"] = r["s_per_step"] / t["s_per_step"]
+    print(json.dumps(r))
+  for size in seed_sizes:
+    base = None
+    for s in seeds:
+      r = time_dipjax(size, s, FLAGS.steps, FLAGS.repeats)
+      base = r["s_per_step_per_seed"] if s == 1 else base
+      if base:
+        r["per_seed_vs_single"] = r["s_per_step_per_seed"] / base
+      results["seeds"].append(r)
+      print(json.dumps(r))
+  results["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+  lines = ["| size | seeds | s/step | s/step/seed | per-seed vs S=1 | PyTorch s/step | dipjax/PyTorch | compile s | XLA peak MB |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in results["single"] + results["seeds"]:
+    fmt = lambda k, f: (f % r[k]) if r.get(k) is not None else "–"
+    peak = "%.0f" % (r["xla_peak_bytes"] / 2**20) if r.get("xla_peak_bytes") else "–"
+    lines.append(f"| {r['size']}² | {r['seeds']} | {r['s_per_step']:.4f} | {r['s_per_step_per_seed']:.4f} | "
+                 f"{fmt('per_seed_vs_single', '%.2f')} | {fmt('torch_s_per_step', '%.4f')} | "
+                 f"{fmt('ratio_vs_torch', '%.2f')} | {r['compile_s']:.1f} | {peak} |")
+  table = "\n".join(lines)
+  print(table)
+  results["table"] = table
+  os.makedirs(os.path.dirname(FLAGS.out) or ".", exist_ok=True)
+  tmp = FLAGS.out + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(results, f, indent=1)
+  os.replace(tmp, FLAGS.out)
+  print(f"wrote {FLAGS.out}")
+
+
+if __name__ == "__main__":
+  app.run(main)
