@@ -186,7 +186,10 @@ def make_fit_loop(
       z = inputs_lib.make_input(input_key, tuple(out_shape), channels=input_channels, kind=input_kind,
                                 scale=input_scale)
     z = jnp.asarray(z, jnp.float32)
-    net_params = models_lib.init_params(init_key, model, z)
+    try:  # one random draw for all leaves (fast to compile) for networks built from dipjax layers
+      net_params = models_lib.init_params(init_key, model, z)
+    except models_lib.UnknownParameterError:  # any other Linen module: its own initialisers
+      net_params = model.init(init_key, z)["params"]
     tree = {"net": net_params}
     if optimize_input:
       tree["z"] = z

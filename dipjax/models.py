@@ -157,6 +157,10 @@ class SkipNet(nn.Module):
     return jax.nn.sigmoid(out) if self.need_sigmoid else out
 
 
+class UnknownParameterError(ValueError):
+  """A parameter that :func:`init_params` has no initialiser for (not a dipjax Conv/BatchNorm leaf)."""
+
+
 def init_params(key: jax.Array, model: nn.Module, z: jax.Array):
   """PyTorch-default initial parameters of a SkipNet from a single random draw.
 
@@ -198,7 +202,8 @@ def init_params(key: jax.Array, model: nn.Module, z: jax.Array):
     elif name == "bias":  # BatchNorm bias
       out.append(jnp.zeros(leaf.shape, jnp.float32))
     else:
-      raise ValueError(f"init_params: no initialiser known for parameter {jax.tree_util.keystr(path)}.")
+      raise UnknownParameterError(f"init_params: no initialiser known for parameter {jax.tree_util.keystr(path)}; "
+                                  "use model.init for modules not built from dipjax.layers.")
   return jax.tree_util.tree_unflatten(treedef, out)
 
 

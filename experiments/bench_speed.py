@@ -30,10 +30,10 @@ import dipjax
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "128", "256"], "Square image sizes timed with one seed.")
-flags.DEFINE_list("seed_sizes", ["64", "128"], "Image sizes timed with several vmapped seeds.")
+flags.DEFINE_list("seed_sizes", ["64", "128"], "Image sizes timed with several vmapped seeds (empty: none).")
 flags.DEFINE_list("seeds", ["1", "2", "4", "8"], "Numbers of vmapped seeds.")
 flags.DEFINE_integer("steps", 10, "Timed Adam steps per measurement.")
-flags.DEFINE_integer("repeats", 2, "Timed repetitions; the fastest is reported.")
+flags.DEFINE_integer("repeats", 3, "Timed repetitions (dipjax and PyTorch interleaved); the fastest is reported.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch eager implementation (needs torch).")
 flags.DEFINE_string("out", "runs/bench_speed.json", "Where to write the JSON results.")
 
@@ -45,74 +45,84 @@ def _target(size: int) -> jax.Array:
   return jax.random.uniform(jax.random.key(0), (size, size, 3))
 
 
-def time_dipjax(size: int, num_seeds: int, steps: int, repeats: int) -> dict:
-  """Seconds per step (all seeds together), compile time and memory for one configuration."""
-  net = dipjax.skip_default()
-  kwargs = dict(reg_noise_std=REG_NOISE, learning_rate=LR, guard_every=1)
-  target = _target(size)
-  keys = jax.random.split(jax.random.key(1), num_seeds)
-  fit = dipjax.make_fit(net, num_steps=steps, **kwargs)
-  if num_seeds == 1:
-    whole = jax.jit(lambda k: fit(k[0], target))
-  else:
-    whole = jax.jit(lambda k: dipjax.fit_seeds(fit, k, target))
-  t0 = time.perf_counter()
-  compiled_fit = whole.lower(keys).compile()
-  compile_s = time.perf_counter() - t0
-  mem = compiled_fit.memory_analysis()
-  peak_bytes = None
-  if mem is not None:
-    peak_bytes = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
+class DipjaxTimer:
+  """One compiled configuration (image size x seeds): call once per timed repetition.
 
-  loop = fit.loop
-  init_one = lambda k: loop.init(k, (size, size))
-  run_one = lambda s: loop.run(s, target, num_steps=steps)[:2]
-  if num_seeds == 1:  # the plain single-seed program, no vmap
-    state = jax.jit(init_one)(keys[0])
-    run = jax.jit(run_one)
-  else:
-    state = jax.jit(jax.vmap(init_one))(keys)
-    run = jax.jit(jax.vmap(run_one))
-  state = jax.block_until_ready(run(state))[0]  # compile + warm-up
-  best = float("inf")
-  for _ in range(repeats):
+  Compile time is that of ``jax.jit(fit).lower(...).compile()`` for the whole fit;
+  the timed program is ``FitLoop.run`` over ``steps`` steps (the scan alone), run
+  once untimed first. S = 1 is the plain single-seed program (no ``vmap``).
+  """
+
+  def __init__(self, size: int, num_seeds: int, steps: int):
+    net = dipjax.skip_default()
+    target = _target(size)
+    keys = jax.random.split(jax.random.key(1), num_seeds)
+    fit = dipjax.make_fit(net, num_steps=steps, reg_noise_std=REG_NOISE, learning_rate=LR, guard_every=1)
+    whole = jax.jit(lambda k: fit(k[0], target)) if num_seeds == 1 else jax.jit(
+        lambda k: dipjax.fit_seeds(fit, k, target))
     t0 = time.perf_counter()
-    state = jax.block_until_ready(run(state))[0]
-    best = min(best, time.perf_counter() - t0)
-  per_step = best / steps
-  return dict(size=size, seeds=num_seeds, s_per_step=per_step, s_per_step_per_seed=per_step / num_seeds,
-              compile_s=compile_s, xla_peak_bytes=peak_bytes)
+    compiled_fit = whole.lower(keys).compile()
+    self.compile_s = time.perf_counter() - t0
+    mem = compiled_fit.memory_analysis()
+    self.peak_bytes = None if mem is None else int(
+        mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
+    del compiled_fit
+    loop = fit.loop
+    init_one = lambda k: loop.init(k, (size, size))
+    run_one = lambda s: loop.run(s, target, num_steps=steps)[:2]
+    if num_seeds == 1:
+      self.state = jax.jit(init_one)(keys[0])
+      self.run = jax.jit(run_one)
+    else:
+      self.state = jax.jit(jax.vmap(init_one))(keys)
+      self.run = jax.jit(jax.vmap(run_one))
+    self.state = jax.block_until_ready(self.run(self.state))[0]  # compile + warm-up
+    self.size, self.seeds, self.steps, self.best = size, num_seeds, steps, float("inf")
+
+  def __call__(self):
+    t0 = time.perf_counter()
+    self.state = jax.block_until_ready(self.run(self.state))[0]
+    self.best = min(self.best, time.perf_counter() - t0)
+
+  def result(self) -> dict:
+    per_step = self.best / self.steps
+    return dict(size=self.size, seeds=self.seeds, s_per_step=per_step, s_per_step_per_seed=per_step / self.seeds,
+                compile_s=self.compile_s, xla_peak_bytes=self.peak_bytes)
 
 
-def time_torch(size: int, steps: int, repeats: int) -> dict | None:
-  try:
+class TorchTimer:
+  """PyTorch eager reference: call it once per repetition; ``result()`` gives the fastest."""
+
+  def __init__(self, size: int, steps: int):
     import torch
     from experiments.torch_skip import TorchSkip, count_params
-  except ImportError:
-    return None
-  torch.manual_seed(0)
-  net = TorchSkip()
-  assert count_params(net) == 2_217_831
-  z = torch.rand(1, 32, size, size) * 0.1
-  target = torch.rand(1, 3, size, size)
-  opt = torch.optim.Adam(net.parameters(), lr=LR)
+    torch.manual_seed(0)
+    self.torch, self.size, self.steps = torch, size, steps
+    self.net = TorchSkip()
+    assert count_params(self.net) == 2_217_831
+    self.z = torch.rand(1, 32, size, size) * 0.1
+    self.target = torch.rand(1, 3, size, size)
+    self.opt = torch.optim.Adam(self.net.parameters(), lr=LR)
+    self.best = float("inf")
+    for _ in range(2):
+      self._step()
 
-  def step():
-    opt.zero_grad()
-    out = net(z + torch.randn_like(z) * REG_NOISE)
-    loss = ((out - target) ** 2).mean()
+  def _step(self):
+    self.opt.zero_grad()
+    out = self.net(self.z + self.torch.randn_like(self.z) * REG_NOISE)
+    loss = ((out - self.target) ** 2).mean()
     loss.backward()
-    opt.step()
+    self.opt.step()
 
-  for _ in range(2):
-    step()
-  best = float("inf")
-  for _ in range(repeats):
+  def __call__(self):
     t0 = time.perf_counter()
-    for _ in range(steps):
-      step()
-    best = min(best, time.perf_counter() - t0)
-  return dict(size=size, s_per_step=best / steps, torch_version=torch.__version__, threads=torch.get_num_threads())
+    for _ in range(self.steps):
+      self._step()
+    self.best = min(self.best, time.perf_counter() - t0)
+
+  def result(self) -> dict:
+    return dict(size=self.size, s_per_step=self.best / self.steps, torch_version=self.torch.__version__,
+                threads=self.torch.get_num_threads())
 
 
 def machine() -> dict:
@@ -124,29 +134,44 @@ def machine() -> dict:
 def main(argv):
   del argv
   sizes = [int(s) for s in FLAGS.sizes]
-  seed_sizes = [int(s) for s in FLAGS.seed_sizes]
+  seed_sizes = [int(s) for s in FLAGS.seed_sizes if s]
   seeds = [int(s) for s in FLAGS.seeds]
   results = dict(machine=machine(), steps=FLAGS.steps, single=[], seeds=[], torch=[])
   print(json.dumps(results["machine"]))
   for size in sizes:
-    r = time_dipjax(size, 1, FLAGS.steps, FLAGS.repeats)
-    results["single"].append(r)
+    timer = None
     if FLAGS.torch:
-      t = time_torch(size, FLAGS.steps, FLAGS.repeats)
-      if t is not None:
-        results["torch"].append(t)
-        r["torch_s_per_step"] = t["s_per_step"]
-        r["ratio_vs_torch"] = r["s_per_step"] / t["s_per_step"]
+      try:
+        timer = TorchTimer(size, FLAGS.steps)
+      except ImportError:
+        print("torch is not installed (pip install -e '.[torch]'): skipping the PyTorch comparison")
+    ours = DipjaxTimer(size, 1, FLAGS.steps)
+    for _ in range(FLAGS.repeats):  # interleaved, so both see the same machine conditions
+      ours()
+      if timer is not None:
+        timer()
+    r = ours.result()
+    results["single"].append(r)
+    if timer is not None:
+      t = timer.result()
+      results["torch"].append(t)
+      r["torch_s_per_step"] = t["s_per_step"]
+      r["ratio_vs_torch"] = r["s_per_step"] / t["s_per_step"]
     print(json.dumps(r))
   for size in seed_sizes:
-    base = None
-    for s in seeds:
-      r = time_dipjax(size, s, FLAGS.steps, FLAGS.repeats)
-      base = r["s_per_step_per_seed"] if s == 1 else base
-      if base:
-        r["per_seed_vs_single"] = r["s_per_step_per_seed"] / base
+    timers = [DipjaxTimer(size, s, FLAGS.steps) for s in sorted(set(seeds) | {1})]
+    for _ in range(FLAGS.repeats):  # interleaved across S
+      for t in timers:
+        t()
+    base = timers[0].result()["s_per_step_per_seed"]
+    for t in timers:
+      if t.seeds not in seeds:
+        continue
+      r = t.result()
+      r["per_seed_vs_single"] = r["s_per_step_per_seed"] / base
       results["seeds"].append(r)
       print(json.dumps(r))
+    del timers
   results["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
   lines = ["| size | seeds | s/step | s/step/seed | per-seed vs S=1 | PyTorch s/step | dipjax/PyTorch | compile s | XLA peak MB |",

@@ -244,3 +244,18 @@ def test_bad_sizes_for_default_net_and_no_skip_net():
 def test_bad_options_raise_value_error(kwargs, match):
   with pytest.raises(ValueError, match=match):
     dipjax.make_fit(dipjax.skip_tiny(), **kwargs)
+
+
+def test_any_linen_module_can_be_fitted(target):
+  """A module that is not built from dipjax layers falls back to its own initialisers."""
+  import flax.linen as nn
+
+  class PixelNet(nn.Module):
+    @nn.compact
+    def __call__(self, z):
+      return jax.nn.sigmoid(nn.Dense(3)(z))
+
+  fit = dipjax.make_fit(PixelNet(), num_steps=20, input_channels=4, learning_rate=0.05)
+  r = fit(jax.random.key(0), target)
+  assert r.output.shape == target.shape
+  assert float(r.metrics.loss[-1]) < float(r.metrics.loss[0])
