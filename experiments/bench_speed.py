@@ -32,6 +32,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "128", "256"], "Square image sizes timed with one seed.")
 flags.DEFINE_list("seed_sizes", ["64", "128"], "Image sizes timed with several vmapped seeds (empty: none).")
 flags.DEFINE_list("seeds", ["1", "2", "4", "8"], "Numbers of vmapped seeds.")
+flags.DEFINE_integer("seeds_per_group", 0, "Seeds vmapped together (0: all S, pure vmap); groups run "
+                     "one after another with lax.map in the same program (dipjax.fit_seeds).")
 flags.DEFINE_integer("steps", 10, "Timed Adam steps per measurement.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions (dipjax and PyTorch interleaved); the fastest is reported.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch eager implementation (needs torch).")
@@ -53,13 +55,14 @@ class DipjaxTimer:
   once untimed first. S = 1 is the plain single-seed program (no ``vmap``).
   """
 
-  def __init__(self, size: int, num_seeds: int, steps: int):
+  def __init__(self, size: int, num_seeds: int, steps: int, seeds_per_group: int = 0):
     net = dipjax.skip_default()
     target = _target(size)
     keys = jax.random.split(jax.random.key(1), num_seeds)
     fit = dipjax.make_fit(net, num_steps=steps, reg_noise_std=REG_NOISE, learning_rate=LR, guard_every=1)
+    group = min(seeds_per_group or num_seeds, num_seeds)
     whole = jax.jit(lambda k: fit(k[0], target)) if num_seeds == 1 else jax.jit(
-        lambda k: dipjax.fit_seeds(fit, k, target))
+        lambda k: dipjax.fit_seeds(fit, k, target, seeds_per_group=group))
     t0 = time.perf_counter()
     compiled_fit = whole.lower(keys).compile()
     self.compile_s = time.perf_counter() - t0
@@ -75,9 +78,16 @@ class DipjaxTimer:
       self.run = jax.jit(run_one)
     else:
       self.state = jax.jit(jax.vmap(init_one))(keys)
-      self.run = jax.jit(jax.vmap(run_one))
+      def run_groups(states):
+        split = lambda a: a.reshape((num_seeds // group, group) + a.shape[1:])
+        merge = lambda a: a.reshape((num_seeds,) + a.shape[2:])
+        out = jax.lax.map(jax.vmap(run_one), jax.tree_util.tree_map(split, states))
+        return jax.tree_util.tree_map(merge, out)
+
+      self.run = jax.jit(jax.vmap(run_one)) if group == num_seeds else jax.jit(run_groups)
     self.state = jax.block_until_ready(self.run(self.state))[0]  # compile + warm-up
     self.size, self.seeds, self.steps, self.best = size, num_seeds, steps, float("inf")
+    self.group = group if num_seeds > 1 else 1
 
   def __call__(self):
     t0 = time.perf_counter()
@@ -86,7 +96,8 @@ class DipjaxTimer:
 
   def result(self) -> dict:
     per_step = self.best / self.steps
-    return dict(size=self.size, seeds=self.seeds, s_per_step=per_step, s_per_step_per_seed=per_step / self.seeds,
+    return dict(size=self.size, seeds=self.seeds, seeds_per_group=self.group, s_per_step=per_step,
+                s_per_step_per_seed=per_step / self.seeds,
                 compile_s=self.compile_s, xla_peak_bytes=self.peak_bytes)
 
 
@@ -159,7 +170,7 @@ def main(argv):
       r["ratio_vs_torch"] = r["s_per_step"] / t["s_per_step"]
     print(json.dumps(r))
   for size in seed_sizes:
-    timers = [DipjaxTimer(size, s, FLAGS.steps) for s in sorted(set(seeds) | {1})]
+    timers = [DipjaxTimer(size, s, FLAGS.steps, FLAGS.seeds_per_group) for s in sorted(set(seeds) | {1})]
     for _ in range(FLAGS.repeats):  # interleaved across S
       for t in timers:
         t()
@@ -174,12 +185,12 @@ def main(argv):
     del timers
   results["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-  lines = ["| size | seeds | s/step | s/step/seed | per-seed vs S=1 | PyTorch s/step | dipjax/PyTorch | compile s | XLA peak MB |",
+  lines = ["| size | seeds (per group) | s/step | s/step/seed | per-seed vs S=1 | PyTorch s/step | dipjax/PyTorch | compile s | XLA peak MB |",
            "|---|---|---|---|---|---|---|---|---|"]
   for r in results["single"] + results["seeds"]:
     fmt = lambda k, f: (f % r[k]) if r.get(k) is not None else "–"
     peak = "%.0f" % (r["xla_peak_bytes"] / 2**20) if r.get("xla_peak_bytes") else "–"
-    lines.append(f"| {r['size']}² | {r['seeds']} | {r['s_per_step']:.4f} | {r['s_per_step_per_seed']:.4f} | "
+    lines.append(f"| {r['size']}² | {r['seeds']} ({r['seeds_per_group']}) | {r['s_per_step']:.4f} | {r['s_per_step_per_seed']:.4f} | "
                  f"{fmt('per_seed_vs_single', '%.2f')} | {fmt('torch_s_per_step', '%.4f')} | "
                  f"{fmt('ratio_vs_torch', '%.2f')} | {r['compile_s']:.1f} | {peak} |")
   table = "\n".join(lines)

@@ -98,7 +98,7 @@ def test_vmap_over_seeds_equals_python_loop(target):
   sgd_kw = dict(LOOP_KW, optimizer=optax.sgd(0.5))
   sgd = dipjax.make_fit(dipjax.skip_tiny(), num_steps=STEPS, guard_every=2, **sgd_kw)
   keys = jax.random.split(jax.random.key(9), 3)
-  batched = jax.jit(lambda k: dipjax.fit_seeds(sgd, k, target, clean=target))(keys)
+  batched = jax.jit(lambda k: dipjax.fit_seeds(sgd, k, target, clean=target, seeds_per_group=3))(keys)
   assert batched.output.shape == (3,) + target.shape
   assert batched.metrics.loss.shape == (3, STEPS)
   for i in range(3):
@@ -108,13 +108,21 @@ def test_vmap_over_seeds_equals_python_loop(target):
                        single.metrics, 1e-4)
     assert_trees_close(batched.state.params[i], single.state.params, 1e-5)
   assert not np.allclose(batched.output[0], batched.output[1])  # seeds differ
+  # Groups of seeds run one after another in the same program give the same results.
+  keys4 = jax.random.split(jax.random.key(10), 4)
+  grouped = dipjax.fit_seeds(sgd, keys4, target, seeds_per_group=2)
+  together = dipjax.fit_seeds(sgd, keys4, target, seeds_per_group=4)
+  assert grouped.output.shape == (4,) + target.shape
+  assert_trees_close(grouped.output, together.output, 1e-5)
+  with pytest.raises(ValueError, match="`seeds_per_group`"):
+    dipjax.fit_seeds(sgd, keys4, target, seeds_per_group=3)
   ens = dipjax.ensemble(batched.output)
   np.testing.assert_allclose(ens, batched.output.mean(0), rtol=1e-6)
 
 
 def test_vmap_over_seeds_with_adam_matches_first_steps(fit, target):
   keys = jax.random.split(jax.random.key(8), 2)
-  batched = dipjax.fit_seeds(fit, keys, target)
+  batched = dipjax.fit_seeds(fit, keys, target, seeds_per_group=2)
   assert batched.output.shape == (2,) + target.shape
   for i in range(2):
     single = fit(keys[i], target)
@@ -124,8 +132,8 @@ def test_vmap_over_seeds_with_adam_matches_first_steps(fit, target):
 def test_batchnorm_statistics_are_not_mixed_across_seeds(fit, target):
   """A seed's result does not depend on which other seeds share its program."""
   keys = jax.random.split(jax.random.key(4), 4)
-  four = dipjax.fit_seeds(fit, keys, target)
-  two = dipjax.fit_seeds(fit, keys[:2], target)
+  four = dipjax.fit_seeds(fit, keys, target, seeds_per_group=4)
+  two = dipjax.fit_seeds(fit, keys[:2], target, seeds_per_group=2)
   assert_trees_close(four.output[:2], two.output, 2e-5)
 
 
