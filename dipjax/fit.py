@@ -14,7 +14,7 @@ outputs, ``ema_t = d ema_{t-1} + (1 - d) x_t`` (``ema_0 = x_0``, ``d = 0.99``).
 The core is written for one image and one seed. ``make_fit`` takes the static
 choices (network, forward operator, steps, hyper-parameters) and returns a pure
 ``fit(key, target, ...)``; many seeds run in one compiled program with
-``jax.vmap`` (see :func:`fit_seeds`). The lower-level :func:`make_fit_loop` returns
+:func:`fit_seeds` (``jax.vmap`` over keys, in groups run one after another). The lower-level :func:`make_fit_loop` returns
 ``init``/``run``/``render`` so the scan can run in chunks (a progress bar, an
 early exit, a resume) with bit-identical results to one long scan: all per-step
 randomness comes from ``fold_in(key, step)`` and all mutable state is in the
@@ -43,7 +43,7 @@ from jax.flatten_util import ravel_pytree
 from dipjax import inputs as inputs_lib
 from dipjax import metrics as metrics_lib
 from dipjax import models as models_lib
-from dipjax.types import ForwardOperator, Params
+from dipjax.types import ForwardOperator
 
 
 def identity(x: jax.Array) -> jax.Array:
@@ -295,7 +295,7 @@ def _is_concrete(x) -> bool:
     return False
 
 
-def _check_image(name: str, x, *, allow_tracer: bool = True) -> None:
+def _check_image(name: str, x) -> None:
   if not hasattr(x, "shape") or not hasattr(x, "dtype"):
     raise ValueError(f"`{name}` must be an array of shape (H, W, C), got {type(x).__name__}.")
   if len(x.shape) != 3:
