@@ -11,7 +11,7 @@ from dipjax.fit import (FitLoop, FitResult, FitState, Snapshots, StepMetrics, en
                         make_fit, make_fit_loop)
 from dipjax.inputs import make_input, perturb_input
 from dipjax.layers import upsample2x
-from dipjax.metrics import mse, psnr
+from dipjax.metrics import mse, nonzero_box, psnr, psnr_sr, rgb_to_y, ssim
 from dipjax.models import (PRESETS, SkipNet, count_params, get_model, skip_deblock, skip_default, skip_flash,
                            skip_inpaint_large_hole, skip_inpaint_region, skip_inpaint_text, skip_restore_sparse,
                            skip_tiny)
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FitLoop", "FitResult", "FitState", "PRESETS", "SkipNet", "Snapshots", "StepMetrics", "conv2d", "count_params",
     "downsample", "ensemble", "fit_seeds", "get_model", "identity", "kernel_1d", "make_fit", "make_fit_loop",
-    "make_input", "mse", "perturb_input", "psnr", "skip_deblock", "skip_default", "skip_flash",
+    "make_input", "mse", "nonzero_box", "perturb_input", "psnr", "psnr_sr", "rgb_to_y", "ssim", "skip_deblock", "skip_default", "skip_flash",
     "skip_inpaint_large_hole", "skip_inpaint_region", "skip_inpaint_text", "skip_restore_sparse", "skip_tiny",
     "upsample2x",
 ]

@@ -46,3 +46,32 @@ def test_psnr_matches_skimage_and_reduces_last_three_axes():
   assert np.isinf(float(dipjax.psnr(a[0], a[0])))
   with pytest.raises(ValueError, match="shapes differ"):
     dipjax.mse(a[0], a[0, :8])
+
+
+def test_y_channel_and_sr_protocol_helpers():
+  white = jnp.ones((4, 4, 3))
+  np.testing.assert_allclose(dipjax.rgb_to_y(white), 235 / 255, rtol=1e-6)  # studio range top
+  np.testing.assert_allclose(dipjax.rgb_to_y(jnp.zeros((4, 4, 3))), 16 / 255, rtol=1e-6)
+  canvas = np.zeros((20, 30, 3), np.float32)
+  canvas[3:15, 5:26] = 0.5
+  assert dipjax.nonzero_box(canvas) == (3, 14, 5, 25)
+  a = jax.random.uniform(jax.random.key(0), (20, 30, 3))
+  b = jnp.clip(a + 0.1, 0, 1)
+  # shave 2 of box (0, 19, 0, 29) keeps rows 2:17 and columns 2:27
+  expected = float(dipjax.psnr(dipjax.rgb_to_y(a)[2:17, 2:27], dipjax.rgb_to_y(b)[2:17, 2:27]))
+  assert abs(dipjax.psnr_sr(a, b, shave=2) - expected) < 1e-5
+  with pytest.raises(ValueError, match="3 channels"):
+    dipjax.rgb_to_y(jnp.ones((4, 4, 1)))
+  with pytest.raises(ValueError, match="entirely zero"):
+    dipjax.nonzero_box(np.zeros((3, 3, 1)))
+
+
+def test_ssim_wraps_skimage():
+  from skimage.metrics import structural_similarity
+
+  a = np.asarray(jax.random.uniform(jax.random.key(0), (32, 32, 3)))
+  b = np.clip(a + 0.05, 0, 1)
+  assert dipjax.ssim(a, a) == pytest.approx(1.0)
+  assert dipjax.ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=1.0, channel_axis=-1))
+  with pytest.raises(ValueError, match="must be equal"):
+    dipjax.ssim(a, b[:16])
