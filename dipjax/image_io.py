@@ -86,3 +86,88 @@ def _json_default(x):
   if hasattr(x, "tolist"):
     return np.asarray(x).tolist()
   raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def load_mask(path: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+  """Loads a binary mask image as float32 ``(H, W, 1)`` with 1 = known pixel, 0 = hole.
+
+  Any single-channel or colour image whose pixels are only black and white is
+  accepted (8-bit {0, 255} as the reference's masks, or 1-bit).
+
+  Args:
+    path: the mask file.
+    shape: if given, the image shape ``(H, W[, C])`` the mask must match.
+
+  Raises:
+    ValueError: missing/unreadable file, size different from ``shape``, or values
+      other than black and white.
+  """
+  mask = load_image(path)
+  if shape is not None and tuple(mask.shape[:2]) != tuple(shape[:2]):
+    raise ValueError(f"mask {path!r} is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]} "
+                     "(width x height); pass a mask of the image's size.")
+  values = np.unique(mask)
+  if not np.all(np.isin(values, (0.0, 1.0))):
+    raise ValueError(f"mask {path!r} is not binary (it has {len(values)} distinct values); use black (0) for "
+                     "holes and white (255) for known pixels.")
+  if mask.shape[-1] == 3:
+    if not np.all(mask == mask[..., :1]):
+      raise ValueError(f"mask {path!r} has coloured pixels; use a black-and-white mask.")
+    mask = mask[..., :1]
+  return mask.astype(np.float32)
+
+
+def text_mask(shape: tuple[int, int], text: str = "hello world", *, font_size: int | None = None,
+              line_spacing: float = 1.5) -> np.ndarray:
+  """A float32 ``(H, W, 1)`` mask with 0 where ``text`` is drawn (the holes) and 1 elsewhere.
+
+  The text is drawn with Pillow's bundled scalable font, repeated on lines that cover
+  the image, like the overlaid text of the paper's text-inpainting figure.
+  """
+  from PIL import ImageDraw, ImageFont
+
+  h, w = int(shape[0]), int(shape[1])
+  size = font_size or max(8, h // 12)
+  canvas = Image.new("L", (w, h), 255)
+  draw = ImageDraw.Draw(canvas)
+  font = ImageFont.load_default(size=size)
+  y = size // 2
+  while y < h:
+    draw.text((size // 2, y), (text + "  ") * (1 + w // max(size, 1)), fill=0, font=font)
+    y += int(size * line_spacing)
+  return (np.asarray(canvas, np.float32) / 255.0 > 0.5).astype(np.float32)[..., None]
+
+
+def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
+  """JPEG-compresses a float ``(H, W, C)`` image at ``quality`` (1–95) and decodes it back (float32 [0, 1])."""
+  import io
+
+  if not 1 <= int(quality) <= 95:
+    raise ValueError(f"`quality` must be in 1..95, got {quality!r}.")
+  arr = to_uint8(image)
+  pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+  buf = io.BytesIO()
+  pil.save(buf, format="JPEG", quality=int(quality))
+  buf.seek(0)
+  with Image.open(buf) as decoded:
+    out = np.asarray(decoded, np.float32) / 255.0
+  return out[..., None] if out.ndim == 2 else out
+
+
+def low_resolution(image: np.ndarray, factor: int) -> np.ndarray:
+  """The reference's low-resolution input: PIL Lanczos (antialiased) resize to ``(H // f, W // f)``.
+
+  As the reference, the image is resized as an 8-bit PIL image (``Image.LANCZOS``, the
+  old ``ANTIALIAS``), so the result is quantised to 1/255. This is *not* the
+  Lanczos-2 kernel used inside the super-resolution loss (:func:`dipjax.downsample`),
+  exactly as in the reference (dip_reference.md §1.8).
+  """
+  if not isinstance(factor, (int, np.integer)) or factor < 1:
+    raise ValueError(f"`factor` must be a positive integer, got {factor!r}.")
+  h, w = image.shape[:2]
+  if h // factor < 1 or w // factor < 1:
+    raise ValueError(f"image of size {w}x{h} is too small for factor {factor}.")
+  arr = to_uint8(image)
+  pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+  out = np.asarray(pil.resize((w // factor, h // factor), Image.LANCZOS), np.float32) / 255.0
+  return out[..., None] if out.ndim == 2 else out
