@@ -405,40 +405,57 @@ def _check_size(model: nn.Module, out_shape: tuple[int, int]) -> None:
                      f"of {multiple}.")
 
 
+def map_seeds(fn: Callable, xs, *, seeds_per_group: Optional[int] = None):
+  """Applies a one-seed function to every seed of a batched pytree, in vmapped groups.
+
+  ``map_seeds(fn, xs)[i] == fn(xs[i])`` for every leading index ``i``: groups of
+  ``seeds_per_group`` seeds are vmapped together and the groups run one after another
+  (``lax.map``) in the same program.
+
+  Args:
+    fn: a function of one seed's pytree (e.g. a :class:`FitState`, or a key).
+    xs: a pytree whose leaves have a leading seed axis ``S``.
+    seeds_per_group: seeds vmapped together; must divide ``S``. Default: all ``S`` on
+      accelerators; 1 on CPU, where a vmapped group is no faster per seed than one seed
+      and gets slower as it grows (each op then streams S seeds' activations through the
+      cache; measurements in BUILD_NOTES.md), so the seeds run one after another.
+
+  Returns:
+    The pytree of ``fn``'s results with a leading axis ``S``.
+  """
+  num_seeds = jax.tree_util.tree_leaves(xs)[0].shape[0]
+  if seeds_per_group is None:
+    seeds_per_group = 1 if jax.default_backend() == "cpu" else num_seeds
+  if not isinstance(seeds_per_group, (int, np.integer)) or seeds_per_group < 1 or num_seeds % seeds_per_group:
+    raise ValueError(f"`seeds_per_group` must be a positive divisor of the number of seeds ({num_seeds}), "
+                     f"got {seeds_per_group!r}.")
+  one_group = jax.vmap(fn)
+  if seeds_per_group == num_seeds:
+    return one_group(xs)
+  split = lambda a: a.reshape((num_seeds // seeds_per_group, seeds_per_group) + a.shape[1:])
+  merge = lambda a: a.reshape((num_seeds,) + a.shape[2:])
+  return jax.tree_util.tree_map(merge, lax.map(one_group, jax.tree_util.tree_map(split, xs)))
+
+
 def fit_seeds(fit: Callable[..., FitResult], keys: jax.Array, target: jax.Array, *,
               seeds_per_group: Optional[int] = None, **kwargs) -> FitResult:
   """Runs ``fit`` for each key in ``keys`` in one compiled program (shared target).
 
   Each seed has its own parameters, input, perturbations and BatchNorm statistics;
   ``fit_seeds(fit, keys, t).output[i]`` equals ``fit(keys[i], t).output`` (to float
-  rounding, see BUILD_NOTES.md). Seeds are vmapped in groups of ``seeds_per_group``
-  and the groups run one after another (``lax.map``) inside the same program.
+  rounding, see BUILD_NOTES.md). Seeds are vmapped in groups (:func:`map_seeds`).
 
   Args:
     fit: a function from :func:`make_fit`.
     keys: ``(S,)`` keys, e.g. ``jax.random.split(key, S)``.
     target: the shared corrupted image.
-    seeds_per_group: seeds vmapped together; must divide ``S``. Default: all ``S`` on
-      accelerators; 1 on CPU, where a vmapped group is no faster per seed than one seed
-      and gets slower as it grows (each op then streams S seeds' activations through the
-      cache; measurements in BUILD_NOTES.md), so the seeds run one after another.
+    seeds_per_group: see :func:`map_seeds` (default: all seeds on accelerators, 1 on CPU).
     **kwargs: ``clean``, ``z``, ``out_shape`` as for ``fit`` (shared by all seeds).
 
   Returns:
     A :class:`FitResult` whose arrays have a leading axis ``S``.
   """
-  num_seeds = keys.shape[0]
-  if seeds_per_group is None:
-    seeds_per_group = 1 if jax.default_backend() == "cpu" else num_seeds
-  if not isinstance(seeds_per_group, (int, np.integer)) or seeds_per_group < 1 or num_seeds % seeds_per_group:
-    raise ValueError(f"`seeds_per_group` must be a positive divisor of the number of keys ({num_seeds}), "
-                     f"got {seeds_per_group!r}.")
-  one_group = jax.vmap(lambda k: fit(k, target, **kwargs))
-  if seeds_per_group == num_seeds:
-    return one_group(keys)
-  groups = keys.reshape((num_seeds // seeds_per_group, seeds_per_group) + keys.shape[1:])
-  result = lax.map(one_group, groups)
-  return jax.tree_util.tree_map(lambda a: a.reshape((num_seeds,) + a.shape[2:]), result)
+  return map_seeds(lambda k: fit(k, target, **kwargs), keys, seeds_per_group=seeds_per_group)
 
 
 def ensemble(outputs: jax.Array) -> jax.Array:

@@ -63,6 +63,7 @@ flags.DEFINE_float("reg_noise_std", None, "Override the preset's input perturbat
 flags.DEFINE_integer("seeds", 1, "Number of seeds fitted in parallel (vmapped); >1 adds their ensemble.")
 flags.DEFINE_integer("seed", 0, "Base random seed (noise realisation and fits).")
 flags.DEFINE_string("out_dir", "runs/denoise", "Output folder.")
+flags.DEFINE_integer("chunk", 100, "Steps per compiled chunk (progress is printed between chunks).")
 
 
 def default_preset_name() -> str:
@@ -82,47 +83,90 @@ def bundled_image() -> np.ndarray:
   return data.astronaut().astype(np.float32) / 255.0
 
 
+def _fmt_seconds(seconds: float) -> str:
+  seconds = max(0, int(round(seconds)))
+  return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
 def run(preset: DenoisePreset, *, clean: np.ndarray | None, noisy: np.ndarray | None, sigma: float,
-        seeds: int, seed: int, out_dir: str) -> dict:
-  """Denoises one image; writes the images and ``metrics.json`` into ``out_dir``; returns the metrics."""
+        seeds: int, seed: int, out_dir: str, chunk: int = 100, log=print) -> dict:
+  """Denoises one image; writes the images and ``metrics.json`` into ``out_dir``; returns the metrics.
+
+  The fit runs in chunks of ``chunk`` steps (bit-identical to one scan) so that progress
+  (steps/s, ETA, latest loss and PSNR of seed 0) is reported between chunks.
+  """
   if seeds < 1:
     raise ValueError(f"`seeds` must be >= 1, got {seeds}.")
+  if chunk < 1:
+    raise ValueError(f"`chunk` must be >= 1, got {chunk}.")
   key = jax.random.key(seed)
   noise_key, fit_key = jax.random.split(key)
   if noisy is None:
     noisy = np.asarray(degradations.add_gaussian_noise(noise_key, jnp.asarray(clean), sigma=sigma / 255.0))
   model = dipjax.get_model(preset.model, out_channels=noisy.shape[-1])
-  fit = dipjax.make_fit(model, num_steps=preset.steps, learning_rate=preset.learning_rate,
-                        reg_noise_std=preset.reg_noise_std, ema_decay=preset.ema_decay,
-                        guard_every=preset.guard_every, input_channels=preset.input_channels)
+  loop_kwargs = dict(learning_rate=preset.learning_rate, reg_noise_std=preset.reg_noise_std,
+                     ema_decay=preset.ema_decay, guard_every=preset.guard_every,
+                     input_channels=preset.input_channels)
+  # make_fit's fit validates the inputs (shapes, finiteness, size) with one-line errors.
+  fit_check = dipjax.make_fit(model, num_steps=1, **loop_kwargs)
   target = jnp.asarray(noisy)
   clean_j = None if clean is None else jnp.asarray(clean)
+  jax.eval_shape(lambda k: fit_check(k, target, clean=clean_j), fit_key)  # raises ValueError on bad input
+  loop = fit_check.loop
   keys = jax.random.split(fit_key, seeds)
-  program = jax.jit(lambda k: dipjax.fit_seeds(fit, k, target, clean=clean_j))
+  init = jax.jit(lambda ks: jax.vmap(lambda k: loop.init(k, target.shape[:2]))(ks))
+  run_chunk = {}
+
+  def program(n):
+    if n not in run_chunk:
+      fn = jax.jit(lambda st: dipjax.map_seeds(lambda s: loop.run(s, target, clean=clean_j, num_steps=n)[:2], st))
+      run_chunk[n] = fn
+    return run_chunk[n]
+
   t0 = time.perf_counter()
-  compiled = program.lower(keys).compile()
+  state = init(keys)
+  first = min(chunk, preset.steps)
+  compiled = program(first).lower(state).compile()
   compile_s = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  result = jax.block_until_ready(compiled(keys))
-  run_s = time.perf_counter() - t0
+  log(f"compiled in {compile_s:.1f} s; fitting {preset.steps} steps x {seeds} seed(s)")
+  curves, done, t_run = [], 0, time.perf_counter()
+  while done < preset.steps:
+    n = min(chunk, preset.steps - done)
+    fn = compiled if n == first else program(n)
+    state, m = jax.block_until_ready(fn(state))
+    curves.append(m)
+    done += n
+    elapsed = time.perf_counter() - t_run
+    rate = done / elapsed
+    last = {k: float(np.asarray(v)[0, -1]) for k, v in m._asdict().items()}
+    msg = (f"step {done}/{preset.steps} | {rate:.1f} steps/s | ETA {_fmt_seconds((preset.steps - done) / rate)} | "
+           f"loss {last['loss']:.5f} | PSNR(target) {last['psnr_target']:.2f}")
+    if clean is not None:
+      msg += f" | PSNR(clean) {last['psnr_clean']:.2f} | EMA {last['ema_psnr_clean']:.2f}"
+    log(msg)
+  run_s = time.perf_counter() - t_run
+  metrics_arrays = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=1), *curves)
+  outputs = np.asarray(jax.jit(jax.vmap(loop.render))(state))
+  emas = np.asarray(state.ema)
 
   os.makedirs(out_dir, exist_ok=True)
   image_io.save_image(os.path.join(out_dir, "noisy.png"), noisy)
-  image_io.save_image(os.path.join(out_dir, "output.png"), result.output[0])
-  image_io.save_image(os.path.join(out_dir, "ema.png"), result.ema[0])
-  ensemble = dipjax.ensemble(result.ema) if seeds > 1 else None
+  image_io.save_image(os.path.join(out_dir, "output.png"), outputs[0])
+  image_io.save_image(os.path.join(out_dir, "ema.png"), emas[0])
+  ensemble = np.asarray(dipjax.ensemble(jnp.asarray(emas))) if seeds > 1 else None
   if ensemble is not None:
     image_io.save_image(os.path.join(out_dir, "ensemble.png"), ensemble)
   summary = {}
   if clean is not None:
     image_io.save_image(os.path.join(out_dir, "clean.png"), clean)
     psnr = lambda x: float(dipjax.psnr(jnp.asarray(x), clean_j))
+    curves_clean = np.asarray(metrics_arrays.psnr_clean)
     summary = dict(
         psnr_noisy=psnr(noisy),
-        psnr_output=[psnr(o) for o in result.output],
-        psnr_ema=[psnr(o) for o in result.ema],
-        best_step=[int(np.nanargmax(c)) for c in np.asarray(result.metrics.psnr_clean)],
-        best_psnr=[float(np.nanmax(c)) for c in np.asarray(result.metrics.psnr_clean)],
+        psnr_output=[psnr(o) for o in outputs],
+        psnr_ema=[psnr(o) for o in emas],
+        best_step=[int(np.nanargmax(c)) for c in curves_clean],
+        best_psnr=[float(np.nanmax(c)) for c in curves_clean],
     )
     if ensemble is not None:
       summary["psnr_ensemble"] = psnr(ensemble)
@@ -131,8 +175,8 @@ def run(preset: DenoisePreset, *, clean: np.ndarray | None, noisy: np.ndarray | 
       image_shape=list(noisy.shape), versions=dict(jax=jax.__version__, dipjax=dipjax.__version__),
       device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
       compile_s=compile_s, run_s=run_s, s_per_step=run_s / preset.steps,
-      num_rollbacks=np.asarray(result.state.num_rollbacks).tolist(),
-      summary=summary, curves={k: np.asarray(v).tolist() for k, v in result.metrics._asdict().items()},
+      num_rollbacks=np.asarray(state.num_rollbacks).tolist(),
+      summary=summary, curves={k: np.asarray(v).tolist() for k, v in metrics_arrays._asdict().items()},
   )
   image_io.save_json(os.path.join(out_dir, "metrics.json"), metrics)
   return metrics
@@ -157,7 +201,7 @@ def main(argv):
     print(f"preset {name}: {json.dumps(dataclasses.asdict(preset))}")
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); seeds: {FLAGS.seeds}")
     metrics = run(preset, clean=clean, noisy=noisy, sigma=FLAGS.sigma, seeds=FLAGS.seeds, seed=FLAGS.seed,
-                  out_dir=FLAGS.out_dir)
+                  out_dir=FLAGS.out_dir, chunk=FLAGS.chunk, log=lambda m: print(m, flush=True))
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
   print(f"compile {metrics['compile_s']:.1f} s, run {metrics['run_s']:.1f} s "

@@ -30,6 +30,19 @@ def test_denoise_tiny_preset_writes_every_file(tmp_path):
   assert np.isfinite(metrics["summary"]["psnr_noisy"])
   assert Image.open(out / "output.png").size == (48, 48)
   assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]
+  assert "step 20/20" in proc.stdout and "steps/s" in proc.stdout and "ETA" in proc.stdout
+
+
+def test_denoise_progress_chunks_do_not_change_the_result(tmp_path):
+  curves = []
+  for chunk in (7, 20):
+    out = tmp_path / f"chunk{chunk}"
+    proc = _run(["experiments.denoise", "--preset=tiny", f"--chunk={chunk}", f"--out_dir={out}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    curves.append(json.loads((out / "metrics.json").read_text())["curves"])
+    progress = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
+    assert len(progress) == (3 if chunk == 7 else 1)
+  assert curves[0] == curves[1]
 
 
 def test_denoise_bad_input_exits_non_zero_with_one_line(tmp_path):
