@@ -171,3 +171,33 @@ def low_resolution(image: np.ndarray, factor: int) -> np.ndarray:
   pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
   out = np.asarray(pil.resize((w // factor, h // factor), Image.LANCZOS), np.float32) / 255.0
   return out[..., None] if out.ndim == 2 else out
+
+
+def save_strip(path: str, images, labels, *, label_height: int = 14) -> None:
+  """Saves images side by side (gray ones as RGB) with a caption above each, atomically.
+
+  Args:
+    path: output PNG path.
+    images: float ``(H, W, C)`` images in [0, 1] of one height (C = 1 or 3).
+    labels: one caption per image.
+  """
+  from PIL import ImageDraw, ImageFont
+
+  images = [np.asarray(im, np.float32) for im in images]
+  if len(images) != len(labels) or not images:
+    raise ValueError(f"save_strip: got {len(images)} images and {len(labels)} labels.")
+  height = images[0].shape[0]
+  if any(im.ndim != 3 or im.shape[0] != height for im in images):
+    raise ValueError(f"save_strip: images must be (H, W, C) of one height, got {[im.shape for im in images]}.")
+  tiles = [to_uint8(np.repeat(im, 3, axis=-1) if im.shape[-1] == 1 else im) for im in images]
+  gap = 4
+  width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
+  canvas = Image.new("RGB", (width, height + label_height), (255, 255, 255))
+  draw = ImageDraw.Draw(canvas)
+  font = ImageFont.load_default(size=max(8, label_height - 3))
+  x = 0
+  for tile, label in zip(tiles, labels):
+    canvas.paste(Image.fromarray(tile), (x, label_height))
+    draw.text((x + 2, 1), label, fill=(0, 0, 0), font=font)
+    x += tile.shape[1] + gap
+  _atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))

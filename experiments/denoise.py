@@ -9,8 +9,9 @@ With no arguments it denoises a natural image bundled with scikit-image
 
 Outputs: ``noisy.png``, ``output.png`` (f_θ(z) after the last step),
 ``ema.png`` (the EMA of the outputs), ``ensemble.png`` (mean of the seeds' EMAs when
-``--seeds`` > 1), ``clean.png`` when ground truth is known, and ``metrics.json``
-(the preset, versions, device, timings, PSNRs and per-step curves).
+``--seeds`` > 1), ``clean.png`` when ground truth is known, ``comparison.png`` (those
+side by side), and ``metrics.json`` (the preset, versions, device, timings, PSNRs and
+per-step curves).
 """
 
 from __future__ import annotations
@@ -156,6 +157,13 @@ def run(preset: DenoisePreset, *, clean: np.ndarray | None, noisy: np.ndarray | 
   ensemble = np.asarray(dipjax.ensemble(jnp.asarray(emas))) if seeds > 1 else None
   if ensemble is not None:
     image_io.save_image(os.path.join(out_dir, "ensemble.png"), ensemble)
+  strip = [(noisy, "noisy"), (outputs[0], "output"), (emas[0], "EMA")]
+  if ensemble is not None:
+    strip.append((ensemble, f"ensemble of {seeds}"))
+  if clean is not None:
+    strip = [(im, f"{lb} {float(dipjax.psnr(jnp.asarray(im), clean_j)):.2f} dB") for im, lb in strip]
+    strip.append((clean, "ground truth"))
+  image_io.save_strip(os.path.join(out_dir, "comparison.png"), [im for im, _ in strip], [lb for _, lb in strip])
   summary = {}
   if clean is not None:
     image_io.save_image(os.path.join(out_dir, "clean.png"), clean)

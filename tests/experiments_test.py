@@ -22,13 +22,14 @@ def test_denoise_tiny_preset_writes_every_file(tmp_path):
   out = tmp_path / "run"
   proc = _run(["experiments.denoise", "--preset=tiny", "--seeds=2", f"--out_dir={out}"], tmp_path)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  for name in ("noisy.png", "output.png", "ema.png", "ensemble.png", "clean.png", "metrics.json"):
+  for name in ("noisy.png", "output.png", "ema.png", "ensemble.png", "clean.png", "comparison.png", "metrics.json"):
     assert (out / name).is_file(), name
   metrics = json.loads((out / "metrics.json").read_text())
   assert metrics["preset"]["model"] == "tiny" and metrics["seeds"] == 2
   assert len(metrics["curves"]["loss"]) == 2 and len(metrics["curves"]["loss"][0]) == 20
   assert np.isfinite(metrics["summary"]["psnr_noisy"])
   assert Image.open(out / "output.png").size == (48, 48)
+  assert Image.open(out / "comparison.png").size[0] == 5 * 48 + 4 * 4  # noisy, output, EMA, ensemble, clean
   assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]
   assert "step 20/20" in proc.stdout and "steps/s" in proc.stdout and "ETA" in proc.stdout
 
