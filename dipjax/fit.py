@@ -175,8 +175,9 @@ def make_fit_loop(
       tree["z"] = z
     return tree
 
+  @functools.lru_cache(maxsize=None)
   def unravel_fn(z_shape):
-    example = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+    example = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
                                      structure(jax.ShapeDtypeStruct(z_shape, jnp.float32)))
     return ravel_pytree(example)[1]
 
@@ -193,7 +194,7 @@ def make_fit_loop(
     tree = {"net": net_params}
     if optimize_input:
       tree["z"] = z
-    params, _ = ravel_pytree(tree)
+    params = ravel_pytree(tree)[0]
     out_struct = jax.eval_shape(lambda p, x: model.apply({"params": p}, x), net_params, z)
     return FitState(
         step=jnp.zeros((), jnp.int32),
@@ -362,35 +363,46 @@ def make_fit(
 
   def fit(key: jax.Array, target: jax.Array, *, clean: Optional[jax.Array] = None, z: Optional[jax.Array] = None,
           out_shape: Optional[tuple[int, int]] = None) -> FitResult:
-    _check_image("target", target)
-    if out_shape is None:
-      out_shape = (int(target.shape[0]), int(target.shape[1]))
-    out_shape = tuple(int(s) for s in out_shape)
-    if len(out_shape) != 2:
-      raise ValueError(f"`out_shape` must be (H, W), got {out_shape!r}.")
-    if z is not None:
-      _check_image("z", z)
-      if tuple(z.shape[:2]) != out_shape:
-        raise ValueError(f"`z` has spatial size {tuple(z.shape[:2])} but the output size is {out_shape}.")
-    _check_size(model, out_shape)
-    c_out = getattr(model, "out_channels", None)
-    out_full = out_shape + ((c_out,) if c_out is not None else (target.shape[-1],))
-    pred = jax.eval_shape(forward, jax.ShapeDtypeStruct(out_full, jnp.float32))
-    if tuple(pred.shape) != tuple(target.shape):
-      if forward is identity:
-        raise ValueError(f"`target` has shape {tuple(target.shape)} but the network outputs {out_full} "
-                         f"(out_channels={c_out}); build the model with out_channels={target.shape[-1]}.")
-      raise ValueError(f"the forward operator maps the network output {out_full} to {tuple(pred.shape)}, "
-                       f"but `target` has shape {tuple(target.shape)}; pass `out_shape` or fix the operator.")
-    if clean is not None:
-      _check_image("clean", clean)
-      if tuple(clean.shape) != out_full:
-        raise ValueError(f"`clean` must have the network output's shape {out_full}, got {tuple(clean.shape)}.")
+    out_shape = check_fit_inputs(model, target, forward=forward, clean=clean, z=z, out_shape=out_shape)
     return _fit(key, target, clean, z, out_shape)
 
   fit.jitted = _fit  # the compiled core, e.g. for ``fit.jitted._cache_size()``
   fit.loop = loop
   return fit
+
+
+def check_fit_inputs(model: nn.Module, target, *, forward: ForwardOperator = identity, clean=None, z=None,
+                     out_shape: Optional[tuple[int, int]] = None) -> tuple[int, int]:
+  """Checks the arguments of a fit at the boundary; returns the network output's ``(H, W)``.
+
+  Shapes are checked always (also under ``jit``/``vmap``), values (finite) when the
+  arrays are concrete. Raises a one-line ``ValueError`` naming the argument and value.
+  """
+  _check_image("target", target)
+  if out_shape is None:
+    out_shape = (int(target.shape[0]), int(target.shape[1]))
+  out_shape = tuple(int(s) for s in out_shape)
+  if len(out_shape) != 2:
+    raise ValueError(f"`out_shape` must be (H, W), got {out_shape!r}.")
+  if z is not None:
+    _check_image("z", z)
+    if tuple(z.shape[:2]) != out_shape:
+      raise ValueError(f"`z` has spatial size {tuple(z.shape[:2])} but the output size is {out_shape}.")
+  _check_size(model, out_shape)
+  c_out = getattr(model, "out_channels", None)
+  out_full = out_shape + ((c_out,) if c_out is not None else (target.shape[-1],))
+  pred = jax.eval_shape(forward, jax.ShapeDtypeStruct(out_full, jnp.float32))
+  if tuple(pred.shape) != tuple(target.shape):
+    if forward is identity:
+      raise ValueError(f"`target` has shape {tuple(target.shape)} but the network outputs {out_full} "
+                       f"(out_channels={c_out}); build the model with out_channels={target.shape[-1]}.")
+    raise ValueError(f"the forward operator maps the network output {out_full} to {tuple(pred.shape)}, "
+                     f"but `target` has shape {tuple(target.shape)}; pass `out_shape` or fix the operator.")
+  if clean is not None:
+    _check_image("clean", clean)
+    if tuple(clean.shape) != out_full:
+      raise ValueError(f"`clean` must have the network output's shape {out_full}, got {tuple(clean.shape)}.")
+  return out_shape
 
 
 def _check_size(model: nn.Module, out_shape: tuple[int, int]) -> None:

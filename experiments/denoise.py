@@ -108,12 +108,10 @@ def run(preset: DenoisePreset, *, clean: np.ndarray | None, noisy: np.ndarray | 
   loop_kwargs = dict(learning_rate=preset.learning_rate, reg_noise_std=preset.reg_noise_std,
                      ema_decay=preset.ema_decay, guard_every=preset.guard_every,
                      input_channels=preset.input_channels)
-  # make_fit's fit validates the inputs (shapes, finiteness, size) with one-line errors.
-  fit_check = dipjax.make_fit(model, num_steps=1, **loop_kwargs)
   target = jnp.asarray(noisy)
   clean_j = None if clean is None else jnp.asarray(clean)
-  jax.eval_shape(lambda k: fit_check(k, target, clean=clean_j), fit_key)  # raises ValueError on bad input
-  loop = fit_check.loop
+  dipjax.check_fit_inputs(model, target, clean=clean_j)  # one-line ValueErrors on bad input
+  loop = dipjax.make_fit_loop(model, **loop_kwargs)
   keys = jax.random.split(fit_key, seeds)
   init = jax.jit(lambda ks: jax.vmap(lambda k: loop.init(k, target.shape[:2]))(ks))
   run_chunk = {}
