@@ -70,9 +70,9 @@ class StepMetrics(NamedTuple):
 
   loss: jax.Array  # E(A(x_t), target), x_t = f_θ_t(z + σ_p ε_t)
   psnr_target: jax.Array  # PSNR(A(x_t), target)
-  psnr_clean: jax.Array  # PSNR(x_t, clean); NaN when no clean image is given
+  psnr_clean: jax.Array  # PSNR(readout(x_t), clean); NaN when no clean image is given
   ema_psnr_target: jax.Array  # PSNR(A(ema_t), target)
-  ema_psnr_clean: jax.Array  # PSNR(ema_t, clean); NaN when no clean image is given
+  ema_psnr_clean: jax.Array  # PSNR(readout(ema_t), clean); NaN when no clean image is given
   rolled_back: jax.Array  # bool: the guard restored the parameters at this step
 
 
@@ -119,6 +119,7 @@ def make_fit_loop(
     model: nn.Module,
     *,
     forward: ForwardOperator = identity,
+    readout: ForwardOperator = identity,
     loss: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None,
     learning_rate: float = 0.01,
     optimizer: Optional[optax.GradientTransformation] = None,
@@ -136,6 +137,9 @@ def make_fit_loop(
   Args:
     model: a Linen module mapping ``(H, W, C_in)`` to ``(H, W, C_out)`` (e.g. ``skip_default()``).
     forward: the operator ``A`` applied to the network output inside the loss.
+    readout: maps the network output to the restored image that ``clean`` is compared
+      with (e.g. crops away the padding of a canvas larger than the image); identity
+      by default. The loss sees ``forward(x)`` only, so ``forward`` must crop too.
     loss: ``E(prediction, target) -> scalar``; default mean squared error.
     learning_rate: Adam step size (used when ``optimizer`` is None).
     optimizer: an optax transformation; default ``optax.adam(learning_rate, 0.9, 0.999, 1e-8)``.
@@ -153,6 +157,8 @@ def make_fit_loop(
     raise ValueError(f"`model` must be a flax.linen Module, got {type(model).__name__}.")
   if not callable(forward):
     raise ValueError(f"`forward` must be a function of the network output, got {forward!r}.")
+  if not callable(readout):
+    raise ValueError(f"`readout` must be a function of the network output, got {readout!r}.")
   if not 0.0 <= ema_decay < 1.0:
     raise ValueError(f"`ema_decay` must be in [0, 1), got {ema_decay!r}.")
   if not isinstance(guard_every, (int, np.integer)) or guard_every < 0:
@@ -246,9 +252,9 @@ def make_fit_loop(
     m = StepMetrics(
         loss=value,
         psnr_target=psnr_target,
-        psnr_clean=nan if clean is None else metrics_lib.psnr(out, clean),
+        psnr_clean=nan if clean is None else metrics_lib.psnr(readout(out), clean),
         ema_psnr_target=metrics_lib.psnr(forward(ema), target),
-        ema_psnr_clean=nan if clean is None else metrics_lib.psnr(ema, clean),
+        ema_psnr_clean=nan if clean is None else metrics_lib.psnr(readout(ema), clean),
         rolled_back=rolled_back,
     )
     new_state = FitState(
@@ -353,6 +359,7 @@ def make_fit(
     raise ValueError(f"`snapshot_every` must be a non-negative int, got {snapshot_every!r}.")
   loop = make_fit_loop(model, **loop_kwargs)
   forward = loop_kwargs.get("forward", identity)
+  readout = loop_kwargs.get("readout", identity)
 
   @functools.partial(jax.jit, static_argnames=("out_shape",))
   def _fit(key, target, clean, z, out_shape):
@@ -363,7 +370,8 @@ def make_fit(
 
   def fit(key: jax.Array, target: jax.Array, *, clean: Optional[jax.Array] = None, z: Optional[jax.Array] = None,
           out_shape: Optional[tuple[int, int]] = None) -> FitResult:
-    out_shape = check_fit_inputs(model, target, forward=forward, clean=clean, z=z, out_shape=out_shape)
+    out_shape = check_fit_inputs(model, target, forward=forward, readout=readout, clean=clean, z=z,
+                                 out_shape=out_shape)
     return _fit(key, target, clean, z, out_shape)
 
   fit.jitted = _fit  # the compiled core, e.g. for ``fit.jitted._cache_size()``
@@ -371,7 +379,8 @@ def make_fit(
   return fit
 
 
-def check_fit_inputs(model: nn.Module, target, *, forward: ForwardOperator = identity, clean=None, z=None,
+def check_fit_inputs(model: nn.Module, target, *, forward: ForwardOperator = identity,
+                     readout: ForwardOperator = identity, clean=None, z=None,
                      out_shape: Optional[tuple[int, int]] = None) -> tuple[int, int]:
   """Checks the arguments of a fit at the boundary; returns the network output's ``(H, W)``.
 
@@ -400,8 +409,9 @@ def check_fit_inputs(model: nn.Module, target, *, forward: ForwardOperator = ide
                      f"but `target` has shape {tuple(target.shape)}; pass `out_shape` or fix the operator.")
   if clean is not None:
     _check_image("clean", clean)
-    if tuple(clean.shape) != out_full:
-      raise ValueError(f"`clean` must have the network output's shape {out_full}, got {tuple(clean.shape)}.")
+    restored = tuple(jax.eval_shape(readout, jax.ShapeDtypeStruct(out_full, jnp.float32)).shape)
+    if tuple(clean.shape) != restored:
+      raise ValueError(f"`clean` must have the restored image's shape {restored}, got {tuple(clean.shape)}.")
   return out_shape
 
 

@@ -9,16 +9,28 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
 
 
-def load_image(path: str) -> np.ndarray:
-  """Loads an image file as float32 ``(H, W, C)`` in ``[0, 1]`` (C = 1 for gray, 3 for colour).
+class ImageInfo(NamedTuple):
+  """What :func:`read_image` found in the file, so outputs can be written back in kind."""
 
-  EXIF orientation is applied; palette images become RGB; 16-bit images keep
-  their precision; an alpha channel is dropped.
+  mode: str  # the file's PIL mode ('L', 'RGB', 'RGBA', 'P', 'I;16', 'CMYK', ...)
+  bit_depth: int  # 16 for 16-bit gray files, else 8
+  alpha_dropped: bool  # the file had an alpha channel, which was dropped
+  size: tuple[int, int]  # (H, W) after EXIF orientation
+
+
+def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
+  """Loads an image file as float32 ``(H, W, C)`` in ``[0, 1]`` (C = 1 gray, 3 colour) and its :class:`ImageInfo`.
+
+  Conversions (each documented, none silent): EXIF orientation is applied; palette
+  and CMYK images become RGB; 16-bit gray keeps its precision (``bit_depth`` 16); an
+  alpha channel is dropped with a ``UserWarning``.
 
   Raises:
     ValueError: the file is missing or is not a readable image.
@@ -31,13 +43,25 @@ def load_image(path: str) -> np.ndarray:
       img.load()
   except Exception as e:  # PIL raises several types for unreadable files
     raise ValueError(f"{path!r} is not a readable image ({type(e).__name__}: {e}).") from None
-  if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+  mode = img.mode
+  alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info)
+  if alpha:
+    warnings.warn(f"{path!r} has an alpha channel; it is dropped and the colour channels are restored.",
+                  UserWarning, stacklevel=2)
+  size = (img.height, img.width)
+  if mode in ("I;16", "I;16B", "I;16L", "I"):
     arr = np.asarray(img, dtype=np.float32)
-    arr = arr / (65535.0 if arr.max() > 255 or img.mode.startswith("I;16") else 255.0)
-    return np.clip(arr, 0, 1)[..., None].astype(np.float32)
-  if img.mode in ("L", "1"):
-    return (np.asarray(img.convert("L"), np.float32) / 255.0)[..., None]
-  return np.asarray(img.convert("RGB"), np.float32) / 255.0
+    sixteen = mode.startswith("I;16") or arr.max() > 255
+    arr = np.clip(arr / (65535.0 if sixteen else 255.0), 0, 1)[..., None].astype(np.float32)
+    return arr, ImageInfo(mode, 16 if sixteen else 8, alpha, size)
+  if mode in ("L", "1", "LA", "La"):
+    return (np.asarray(img.convert("L"), np.float32) / 255.0)[..., None], ImageInfo(mode, 8, alpha, size)
+  return np.asarray(img.convert("RGB"), np.float32) / 255.0, ImageInfo(mode, 8, alpha, size)
+
+
+def load_image(path: str) -> np.ndarray:
+  """Loads an image file as float32 ``(H, W, C)`` in ``[0, 1]``; see :func:`read_image`."""
+  return read_image(path)[0]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -59,11 +83,22 @@ def _atomic_write(path: str, write) -> None:
     raise
 
 
-def save_image(path: str, image) -> None:
-  """Saves a float ``(H, W, C)`` image in [0, 1] as an 8-bit PNG (gray when C = 1), atomically."""
-  arr = to_uint8(np.asarray(image))
-  if arr.ndim != 3 or arr.shape[-1] not in (1, 3):
-    raise ValueError(f"`image` must be (H, W, 1) or (H, W, 3), got shape {arr.shape}.")
+def save_image(path: str, image, *, bit_depth: int = 8) -> None:
+  """Saves a float ``(H, W, C)`` image in [0, 1] as a PNG (gray when C = 1), atomically.
+
+  ``bit_depth=16`` writes a 16-bit gray PNG (colour PNGs are 8-bit: Pillow writes no 48-bit RGB).
+  """
+  image = np.asarray(image, np.float32)
+  if image.ndim != 3 or image.shape[-1] not in (1, 3):
+    raise ValueError(f"`image` must be (H, W, 1) or (H, W, 3), got shape {image.shape}.")
+  if bit_depth not in (8, 16):
+    raise ValueError(f"`bit_depth` must be 8 or 16, got {bit_depth!r}.")
+  if bit_depth == 16 and image.shape[-1] == 1:
+    arr16 = np.round(np.clip(image[..., 0], 0.0, 1.0) * 65535.0).astype(np.uint16)
+    pil = Image.fromarray(arr16.astype(np.int32), mode="I").convert("I;16")
+    _atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+    return
+  arr = to_uint8(image)
   pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
   _atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
 
@@ -173,8 +208,11 @@ def low_resolution(image: np.ndarray, factor: int) -> np.ndarray:
   return out[..., None] if out.ndim == 2 else out
 
 
-def save_strip(path: str, images, labels, *, label_height: int = 14) -> None:
+def save_strip(path: str, images, labels, *, min_tile_width: int = 192, font_size: int = 12) -> None:
   """Saves images side by side (gray ones as RGB) with a caption above each, atomically.
+
+  Images narrower than ``min_tile_width`` are enlarged by an integer factor with
+  nearest-neighbour (pixels stay visible); captions wrap onto a second line.
 
   Args:
     path: output PNG path.
@@ -189,15 +227,34 @@ def save_strip(path: str, images, labels, *, label_height: int = 14) -> None:
   height = images[0].shape[0]
   if any(im.ndim != 3 or im.shape[0] != height for im in images):
     raise ValueError(f"save_strip: images must be (H, W, C) of one height, got {[im.shape for im in images]}.")
+  scale = max(1, -(-min_tile_width // min(im.shape[1] for im in images)))
   tiles = [to_uint8(np.repeat(im, 3, axis=-1) if im.shape[-1] == 1 else im) for im in images]
+  tiles = [np.repeat(np.repeat(t, scale, axis=0), scale, axis=1) for t in tiles]
+  font = ImageFont.load_default(size=font_size)
+  measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+  def wrap(label: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in label.split():
+      trial = f"{line} {word}".strip()
+      if line and measure.textlength(trial, font=font) > width - 4:
+        lines.append(line)
+        line = word
+      else:
+        line = trial
+    return lines + [line]
+
+  wrapped = [wrap(label, t.shape[1]) for t, label in zip(tiles, labels)]
+  line_h = font_size + 3
+  label_height = line_h * max(len(w) for w in wrapped) + 2
   gap = 4
   width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
-  canvas = Image.new("RGB", (width, height + label_height), (255, 255, 255))
+  canvas = Image.new("RGB", (width, tiles[0].shape[0] + label_height), (255, 255, 255))
   draw = ImageDraw.Draw(canvas)
-  font = ImageFont.load_default(size=max(8, label_height - 3))
   x = 0
-  for tile, label in zip(tiles, labels):
+  for tile, lines in zip(tiles, wrapped):
     canvas.paste(Image.fromarray(tile), (x, label_height))
-    draw.text((x + 2, 1), label, fill=(0, 0, 0), font=font)
+    for i, line in enumerate(lines):
+      draw.text((x + 2, 1 + i * line_h), line, fill=(0, 0, 0), font=font)
     x += tile.shape[1] + gap
   _atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))

@@ -1,0 +1,76 @@
+"""Plots of a run's curves (matplotlib, headless ``Agg`` backend), written atomically."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+
+def plot_curves(path: str, *, loss: np.ndarray, psnr_target: np.ndarray, psnr_clean: Optional[np.ndarray] = None,
+                ema_psnr_clean: Optional[np.ndarray] = None, title: str = "") -> None:
+  """Saves a two-panel PNG: loss (log scale) and PSNR against steps, one line per seed.
+
+  With ground truth, the PSNR panel shows PSNR(output, clean) and PSNR(EMA, clean) and
+  marks the best step of seed 0 (a dashed line and a dot with its value); without, it
+  shows PSNR(A(output), target), the only PSNR a real run can see.
+
+  Args:
+    path: output PNG path.
+    loss, psnr_target, psnr_clean, ema_psnr_clean: ``(S, T)`` or ``(T,)`` curves.
+    title: figure title.
+  """
+  import matplotlib
+
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt
+
+  from dipjax.image_io import _atomic_write
+
+  as2d = lambda a: None if a is None else np.atleast_2d(np.asarray(a, np.float64))
+  loss, psnr_target = as2d(loss), as2d(psnr_target)
+  psnr_clean, ema_psnr_clean = as2d(psnr_clean), as2d(ema_psnr_clean)
+  has_clean = psnr_clean is not None and np.isfinite(psnr_clean).any()
+  steps = np.arange(1, loss.shape[1] + 1)
+  fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.6))
+  alpha = lambda s: 1.0 if s == 0 else 0.35
+  for s in range(loss.shape[0]):
+    ax_loss.plot(steps, loss[s], color="C0", lw=1, alpha=alpha(s), label="loss" if s == 0 else None)
+    if has_clean:
+      ax_psnr.plot(steps, psnr_clean[s], color="C1", lw=1, alpha=alpha(s), label="output vs clean" if s == 0 else None)
+      if ema_psnr_clean is not None:
+        ax_psnr.plot(steps, ema_psnr_clean[s], color="C2", lw=1, alpha=alpha(s),
+                     label="EMA vs clean" if s == 0 else None)
+    else:
+      ax_psnr.plot(steps, psnr_target[s], color="C3", lw=1, alpha=alpha(s),
+                   label="A(output) vs input" if s == 0 else None)
+  if has_clean:
+    finite = np.where(np.isfinite(psnr_clean[0]), psnr_clean[0], -np.inf)
+    best = int(np.argmax(finite))
+    ax_psnr.axvline(best + 1, color="k", ls="--", lw=0.8)
+    ax_psnr.plot([best + 1], [finite[best]], "ko", ms=4)
+    right = best + 1 > 0.6 * len(steps)
+    ax_psnr.annotate(f"best step {best + 1}: {finite[best]:.2f} dB", (best + 1, finite[best]),
+                     textcoords="offset points", xytext=(-5 if right else 5, -14), fontsize=8,
+                     ha="right" if right else "left")
+  ax_loss.set_yscale("log")
+  ax_loss.set_xlabel("step")
+  ax_loss.set_ylabel("loss")
+  ax_psnr.set_xlabel("step")
+  ax_psnr.set_ylabel("PSNR (dB)")
+  finite_vals = np.concatenate([a[np.isfinite(a)] for a in (psnr_clean if has_clean else psnr_target,
+                                                           ema_psnr_clean if has_clean and ema_psnr_clean is not None
+                                                           else np.zeros((1, 0)))])
+  if finite_vals.size:
+    lo, hi = np.percentile(finite_vals, 2), finite_vals.max()
+    ax_psnr.set_ylim(lo - 1.0, hi + 1.0)
+  for ax in (ax_loss, ax_psnr):
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  try:
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+  finally:
+    plt.close(fig)

@@ -1,0 +1,457 @@
+r"""What every task entry point shares: flags, inputs, the chunked fit, progress and outputs.
+
+A task module (``experiments/denoise.py`` etc.) only says how to build its
+:class:`Problem` -- the observation ``x0``, the forward operator ``A`` on the restored
+image, the optional ground truth, mask or input image, and its classical baselines --
+from the loaded images and the preset. :func:`run_task` does the rest:
+
+1. the network is built from the preset and fitted on the smallest **canvas** it
+   accepts (``dipjax.canvas``): ``A_canvas(x) = A(crop(x))``, so any ``H x W >= 32``
+   works and the result comes back at the original size (no silent centre crop);
+2. ``S`` seeds are fitted in one compiled program (``dipjax.map_seeds``), in chunks
+   of ``--chunk`` steps; chunking does not change the result (the scan carry holds all
+   state and per-step noise is ``fold_in(key, step)``); between chunks a progress bar
+   with steps/s, ETA, the loss and the PSNRs is printed;
+3. everything is written atomically into ``--out_dir`` (see :data:`OUTPUT_FILES`).
+
+Data convention as in the library: float32 ``(H, W, C)`` images in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from typing import Callable, Optional
+
+from absl import app, flags
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dipjax
+from dipjax import canvas as canvas_lib
+from dipjax import image_io, presets as presets_lib
+
+MIN_SIZE = 32  # smallest side of a restored image
+
+OUTPUT_FILES = {
+    "input.png": "the corrupted input (for super-resolution the low-resolution image; for inpainting the "
+                 "masked image)",
+    "output.png": "f_θ(z) after the last step (seed 0), at the input's original size and mode",
+    "ema.png": "the exponential moving average of the outputs (seed 0)",
+    "ensemble.png": "mean of the seeds' final outputs (only with --seeds > 1)",
+    "ensemble_ema.png": "mean of the seeds' EMAs (only with --seeds > 1)",
+    "clean.png": "the ground truth, when known",
+    "mask.png": "the mask (inpainting, restoration)",
+    "baseline_<name>.png": "classical baselines (only with --baselines)",
+    "comparison.png": "side-by-side strip: input | output | EMA | [ensemble] | [baselines] | [ground truth]",
+    "curves.png": "loss and PSNR against steps, best step marked when the ground truth is known",
+    "metrics.json": "preset, flags, versions, device, timings, PSNR/SSIM summary and per-step curves",
+    "steps/output_<step>.png": "f_θ(z) every --save_every steps (seed 0)",
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("image", None, "The corrupted image to restore (no-flash image for flash_no_flash, low-resolution "
+                    "image for super_resolution). Without it the corruption is synthesised from --clean, or from an "
+                    "image bundled with scikit-image.")
+flags.DEFINE_string("clean", None, "Ground truth, for evaluation (and to synthesise the input when --image is absent).")
+flags.DEFINE_string("mask", None, "Mask image (white = known pixel, black = hole) for inpaint/restore.")
+flags.DEFINE_string("flash", None, "flash_no_flash: the flash image (the network input).")
+flags.DEFINE_string("preset", None, "Task preset (see --helpfull); default: the first paper preset on a GPU/TPU, "
+                    "'cpu' otherwise.")
+flags.DEFINE_integer("steps", None, "Override the preset's number of Adam steps.")
+flags.DEFINE_float("lr", None, "Override the preset's learning rate.")
+flags.DEFINE_float("reg_noise_std", None, "Override the preset's input perturbation σ_p.")
+flags.DEFINE_integer("crop", None, "Centre-crop the images to this size (of the restored image) first; default: the "
+                     "preset's crop for the bundled image, none for your own images.")
+flags.DEFINE_float("sigma", None, "denoise / flash_no_flash: std of the synthetic Gaussian noise, 0-255 scale.")
+flags.DEFINE_integer("jpeg_quality", None, "deblock: JPEG quality of the synthetic input.")
+flags.DEFINE_integer("factor", None, "super_resolution: scale factor (2..8; the paper uses 4 and 8).")
+flags.DEFINE_string("kernel", None, "super_resolution: downsampler in the loss (lanczos2, lanczos3, box, gauss).")
+flags.DEFINE_float("keep_fraction", None, "restore: fraction of known pixels of the synthetic Bernoulli mask.")
+flags.DEFINE_integer("seeds", 1, "Number of seeds fitted in one program; > 1 adds their ensemble.")
+flags.DEFINE_integer("seed", 0, "Base random seed (synthetic corruption and fits).")
+flags.DEFINE_string("out_dir", None, "Output folder (default runs/<task>).")
+flags.DEFINE_integer("save_every", 0, "Also save the output every this many steps into out_dir/steps (0: never).")
+flags.DEFINE_bool("baselines", False, "Also run the classical baselines (scikit-image) and report them.")
+flags.DEFINE_integer("chunk", 100, "Steps per compiled chunk (progress is printed between chunks).")
+
+# The corruption flags each task accepts; others are refused rather than silently ignored.
+TASK_FLAGS = {
+    "denoise": ("sigma",),
+    "deblock": ("jpeg_quality",),
+    "super_resolution": ("factor", "kernel"),
+    "inpaint": ("mask",),
+    "restore": ("mask", "keep_fraction"),
+    "flash_no_flash": ("flash", "sigma"),
+}
+_ALL_TASK_FLAGS = ("sigma", "jpeg_quality", "factor", "kernel", "keep_fraction", "mask", "flash")
+
+
+@dataclasses.dataclass
+class Problem:
+  """One restoration problem, in the library's convention (float32 HWC in [0, 1])."""
+
+  target: np.ndarray  # x0: what A(restored) is fitted to; (H, W, C), or (H/f, W/f, C) for super-resolution
+  size: tuple[int, int]  # (H, W) of the restored image
+  operator: Callable[[jax.Array], jax.Array]  # A: restored (H, W, C) -> target space (jit-friendly)
+  input_view: np.ndarray  # (H, W, C): the corrupted input shown in the strip and saved as input.png's preview
+  input_image: np.ndarray  # what input.png holds (the observation as given)
+  input_label: str  # "noisy", "JPEG", "low-res", ...
+  clean: Optional[np.ndarray] = None  # (H, W, C) ground truth
+  z_image: Optional[np.ndarray] = None  # (H, W, C_z): an image used as the network input (flash)
+  mask: Optional[np.ndarray] = None  # (H, W, 1|C), 1 = known pixel
+  baselines: dict = dataclasses.field(default_factory=dict)  # name -> () -> (H, W, C) image
+  info: Optional[image_io.ImageInfo] = None  # the observed file's mode (the output is written in kind)
+  sr_factor: Optional[int] = None  # super-resolution: also report the paper's Y-channel PSNR
+  source: dict = dataclasses.field(default_factory=dict)  # where the images came from (saved in metrics.json)
+
+
+@dataclasses.dataclass
+class Inputs:
+  """The images named on the command line, loaded (None where not given)."""
+
+  image: Optional[np.ndarray] = None
+  clean: Optional[np.ndarray] = None
+  mask_path: Optional[str] = None
+  flash: Optional[np.ndarray] = None
+  info: Optional[image_io.ImageInfo] = None  # of --image, else of --clean
+  crop: int = 0
+  bundled: Optional[str] = None  # name of the skimage image used when neither --image nor --clean is given
+  paths: dict = dataclasses.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def bundled_image(name: str = "astronaut") -> np.ndarray:
+  """An image that ships with scikit-image (no download), float32 HWC in [0, 1]."""
+  from skimage import data
+
+  arr = np.asarray(getattr(data, name)(), np.float32) / 255.0
+  return arr[..., None] if arr.ndim == 2 else arr[..., :3]
+
+
+def centre_crop(image: np.ndarray, size: int, *, multiple: int = 1) -> np.ndarray:
+  """Centre ``size x size`` crop (sides shorter than ``size`` are kept), then each side cut to a multiple of ``multiple``."""
+  h, w = image.shape[:2]
+  if size and size > 0:
+    th, tw = min(h, size), min(w, size)
+  else:
+    th, tw = h, w
+  th, tw = th - th % multiple, tw - tw % multiple
+  top, left = (h - th) // 2, (w - tw) // 2
+  return image[top:top + th, left:left + tw]
+
+
+def check_min_size(name: str, image: np.ndarray, minimum: int = MIN_SIZE) -> None:
+  h, w = image.shape[:2]
+  if min(h, w) < minimum:
+    raise ValueError(f"{name} is {w}x{h} pixels; dipjax needs at least {minimum}x{minimum} (upscale or use a "
+                     "larger image).")
+
+
+def check_same_size(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+  if a.shape[:2] != b.shape[:2]:
+    raise ValueError(f"{name_a} is {a.shape[1]}x{a.shape[0]} but {name_b} is {b.shape[1]}x{b.shape[0]}; "
+                     "they must have the same size.")
+
+
+def match_channels(name: str, image: np.ndarray, channels: int) -> np.ndarray:
+  """Gray -> RGB by repetition; RGB -> gray is refused (it would change the task)."""
+  if image.shape[-1] == channels:
+    return image
+  if image.shape[-1] == 1 and channels == 3:
+    return np.repeat(image, 3, axis=-1)
+  raise ValueError(f"{name} has {image.shape[-1]} channels but the input has {channels}; pass images of one mode.")
+
+
+def ensure_writable(out_dir: str) -> None:
+  """Creates ``out_dir`` and checks a file can be written there, before any work is done."""
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".write-test-")
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f"output directory {out_dir!r} is not writable ({e.strerror or e}); pass a writable --out_dir.") \
+        from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _fmt_seconds(seconds: float) -> str:
+  seconds = max(0, int(round(seconds)))
+  return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def progress_line(done: int, total: int, elapsed: float, last: dict, *, has_clean: bool, width: int = 20) -> str:
+  """``[#####-----] 500/1000 | 6.8 steps/s | ETA 1m13s | loss 5.1e-03 | PSNR(input) 26.10 | ...``"""
+  filled = int(round(width * done / max(total, 1)))
+  rate = done / max(elapsed, 1e-9)
+  msg = (f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} | {rate:.1f} steps/s | "
+         f"ETA {_fmt_seconds((total - done) / max(rate, 1e-9))} | loss {last['loss']:.3e} | "
+         f"PSNR(input) {last['psnr_target']:.2f}")
+  if has_clean:
+    msg += f" | PSNR(clean) {last['psnr_clean']:.2f} | EMA {last['ema_psnr_clean']:.2f}"
+  return msg
+
+
+def versions() -> dict:
+  out = {"dipjax": dipjax.__version__, "python": sys.version.split()[0]}
+  for pkg in ("jax", "jaxlib", "flax", "optax", "numpy", "scikit-image", "pillow"):
+    try:
+      out[pkg] = importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+      out[pkg] = None
+  return out
+
+
+def build_fit(preset: presets_lib.TaskPreset, problem: Problem):
+  """The model, canvas and fit loop of ``problem`` under ``preset``."""
+  channels = problem.target.shape[-1]
+  model = dipjax.get_model(preset.model, out_channels=channels)
+  canvas = canvas_lib.canvas_for(model, problem.size)
+  forward = lambda x: problem.operator(canvas.crop(x))
+  input_kind = "noise" if preset.input_kind == "image" else preset.input_kind
+  loop = dipjax.make_fit_loop(model, forward=forward, readout=canvas.crop, learning_rate=preset.learning_rate,
+                              reg_noise_std=preset.reg_noise_std, ema_decay=preset.ema_decay,
+                              guard_every=preset.guard_every, input_kind=input_kind,
+                              input_channels=preset.input_channels)
+  z = None
+  if preset.input_kind == "image":
+    if problem.z_image is None:
+      raise ValueError(f"preset {preset.task} uses an image as the network input, but none was given.")
+    z = jnp.asarray(canvas.pad(problem.z_image), jnp.float32)
+  dipjax.check_fit_inputs(model, jnp.asarray(problem.target), forward=forward, readout=canvas.crop,
+                          clean=None if problem.clean is None else jnp.asarray(problem.clean),
+                          z=z, out_shape=(canvas.height, canvas.width))
+  return model, canvas, loop, z
+
+
+def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1, seed: int = 0,
+             out_dir: str, chunk: int = 100, save_every: int = 0, baselines: bool = False,
+             config: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
+  """Fits ``problem`` with ``preset`` for ``seeds`` seeds and writes every output into ``out_dir``.
+
+  Returns the dictionary saved as ``metrics.json``.
+  """
+  t_start = time.perf_counter()
+  if seeds < 1:
+    raise ValueError(f"`seeds` must be >= 1, got {seeds}.")
+  if chunk < 1:
+    raise ValueError(f"`chunk` must be >= 1, got {chunk}.")
+  if save_every < 0:
+    raise ValueError(f"`save_every` must be >= 0, got {save_every}.")
+  ensure_writable(out_dir)
+  model, canvas, loop, z = build_fit(preset, problem)
+  if canvas.padded:
+    log(f"image {problem.size[1]}x{problem.size[0]} fitted on a {canvas.width}x{canvas.height} canvas "
+        f"(the network needs {model.min_size}+ px, multiples of {model.size_multiple}); the output is cropped back")
+
+  baseline_images, baseline_s = {}, {}
+  if baselines:
+    for name, fn in problem.baselines.items():
+      t0 = time.perf_counter()
+      baseline_images[name] = np.asarray(fn(), np.float32)
+      baseline_s[name] = time.perf_counter() - t0
+      log(f"baseline {name}: {baseline_s[name]:.1f} s")
+
+  target = jnp.asarray(problem.target, jnp.float32)
+  clean_j = None if problem.clean is None else jnp.asarray(problem.clean, jnp.float32)
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1), seeds)
+  out_hw = (canvas.height, canvas.width)
+  init = jax.jit(lambda ks: jax.vmap(lambda k: loop.init(k, out_hw, z=z))(ks))
+  chunk_len = save_every if save_every else chunk
+  lengths = sorted({min(chunk_len, preset.steps), preset.steps % chunk_len or min(chunk_len, preset.steps)})
+
+  def make_program(n):
+    return jax.jit(lambda st: dipjax.map_seeds(lambda s: loop.run(s, target, clean=clean_j, num_steps=n)[:2], st))
+
+  t0 = time.perf_counter()
+  state = init(keys)
+  programs = {n: make_program(n).lower(state).compile() for n in lengths}
+  render = jax.jit(lambda st: canvas.crop(loop.render(jax.tree_util.tree_map(lambda a: a[0], st))))
+  compile_s = time.perf_counter() - t0
+  log(f"compiled in {compile_s:.1f} s; fitting {preset.steps} steps x {seeds} seed(s) on "
+      f"{jax.devices()[0].device_kind} ({jax.default_backend()})")
+
+  curves, done, t_run = [], 0, time.perf_counter()
+  while done < preset.steps:
+    n = min(chunk_len, preset.steps - done)
+    state, m = jax.block_until_ready(programs[n](state))
+    curves.append(m)
+    done += n
+    last = {k: float(np.asarray(v)[0, -1]) for k, v in m._asdict().items()}
+    log(progress_line(done, preset.steps, time.perf_counter() - t_run, last, has_clean=clean_j is not None))
+    if save_every and done % save_every == 0:
+      image_io.save_image(os.path.join(out_dir, "steps", f"output_{done:06d}.png"), np.asarray(render(state)))
+  run_s = time.perf_counter() - t_run
+  curves = jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(x) for x in a], axis=1), *curves)
+
+  outputs = np.asarray(jax.jit(jax.vmap(lambda s: canvas.crop(loop.render(s))))(state))
+  emas = np.asarray(jax.vmap(canvas.crop)(state.ema))
+  results = {"output": outputs[0], "ema": emas[0]}
+  if seeds > 1:
+    results["ensemble"] = outputs.mean(axis=0)
+    results["ensemble_ema"] = emas.mean(axis=0)
+  bit_depth = 16 if (problem.info is not None and problem.info.bit_depth == 16
+                     and problem.target.shape[-1] == 1) else 8
+
+  # --- files ---
+  join = lambda name: os.path.join(out_dir, name)
+  image_io.save_image(join("input.png"), problem.input_image, bit_depth=bit_depth)
+  for name, image in results.items():
+    image_io.save_image(join(f"{name}.png"), image, bit_depth=bit_depth)
+  if problem.mask is not None:
+    image_io.save_image(join("mask.png"), np.asarray(problem.mask)[..., :1] if np.all(
+        problem.mask == problem.mask[..., :1]) else problem.mask)
+  for name, image in baseline_images.items():
+    image_io.save_image(join(f"baseline_{name}.png"), image, bit_depth=bit_depth)
+  if problem.clean is not None:
+    image_io.save_image(join("clean.png"), problem.clean, bit_depth=bit_depth)
+
+  summary = _summary(problem, results, outputs, emas, baseline_images, curves)
+  strip = [(problem.input_view, problem.input_label)] + [(im, name.replace("_", " ")) for name, im in results.items()]
+  strip += [(im, name) for name, im in baseline_images.items()]
+  if problem.clean is not None:
+    psnrs = summary["psnr"]
+    strip = [(im, f"{label} {psnrs[key]:.2f} dB") for (im, label), key in
+             zip(strip, ["input"] + list(results) + [f"baseline_{n}" for n in baseline_images])]
+    strip.append((problem.clean, "ground truth"))
+  image_io.save_strip(join("comparison.png"), [im for im, _ in strip], [lb for _, lb in strip])
+  from dipjax import plotting  # matplotlib is imported only when a plot is drawn
+  plotting.plot_curves(join("curves.png"), loss=curves.loss, psnr_target=curves.psnr_target,
+                       psnr_clean=curves.psnr_clean if clean_j is not None else None,
+                       ema_psnr_clean=curves.ema_psnr_clean if clean_j is not None else None,
+                       title=f"{preset.task}: {problem.size[1]}x{problem.size[0]}, {seeds} seed(s)")
+
+  metrics = dict(
+      task=preset.task, preset=preset.to_dict(), config=config or {}, source=problem.source,
+      seeds=seeds, seed=seed, image_size=list(problem.size), channels=int(problem.target.shape[-1]),
+      canvas=[canvas.height, canvas.width],
+      model_params=dipjax.count_params(loop.unravel(jax.tree_util.tree_map(lambda a: a[0], state))["net"]),
+      versions=versions(), device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
+      compile_s=compile_s, run_s=run_s, s_per_step=run_s / preset.steps, wall_s=None,
+      baseline_s=baseline_s, num_rollbacks=np.asarray(state.num_rollbacks).tolist(),
+      summary=summary, curves={k: np.asarray(v).tolist() for k, v in curves._asdict().items()},
+      files=sorted(os.path.relpath(os.path.join(r, f), out_dir) for r, _, fs in os.walk(out_dir) for f in fs
+                   if not f.startswith(".")) + ["metrics.json"],
+  )
+  metrics["wall_s"] = time.perf_counter() - t_start
+  image_io.save_json(join("metrics.json"), metrics)
+  return metrics
+
+
+def _summary(problem: Problem, results: dict, outputs, emas, baseline_images: dict, curves) -> dict:
+  """PSNR/SSIM of every image against the ground truth (empty dicts without it) and the best steps."""
+  summary = {"psnr": {}, "ssim": {}}
+  if problem.clean is None:
+    summary["final_psnr_target"] = np.asarray(curves.psnr_target)[:, -1].tolist()
+    return summary
+  clean = np.asarray(problem.clean, np.float32)
+  psnr = lambda x: float(dipjax.psnr(jnp.asarray(x, jnp.float32), jnp.asarray(clean)))
+  images = {"input": problem.input_view, **results, **{f"baseline_{k}": v for k, v in baseline_images.items()}}
+  for name, image in images.items():
+    summary["psnr"][name] = psnr(image)
+    summary["ssim"][name] = dipjax.ssim(image, clean)
+  if problem.sr_factor and clean.shape[-1] == 3:
+    summary["psnr_y"] = {name: dipjax.psnr_sr(image, clean) for name, image in images.items()}
+  curve = np.asarray(curves.psnr_clean)
+  summary["psnr_output_per_seed"] = [psnr(o) for o in outputs]
+  summary["psnr_ema_per_seed"] = [psnr(o) for o in emas]
+  summary["best_step_per_seed"] = [int(np.nanargmax(c)) + 1 for c in curve]
+  summary["best_psnr_per_seed"] = [float(np.nanmax(c)) for c in curve]
+  summary["last_psnr_per_seed"] = [float(c[-1]) for c in curve]
+  return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The absl main shared by the entry points
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def load_inputs(task: str, preset: presets_lib.TaskPreset) -> Inputs:
+  """Loads --image/--clean/--flash (and remembers --mask) with the crop rule; one-line ValueErrors."""
+  crop = FLAGS.crop
+  inputs = Inputs(mask_path=FLAGS.mask, paths=dict(image=FLAGS.image, clean=FLAGS.clean, mask=FLAGS.mask,
+                                                    flash=FLAGS.flash))
+  if FLAGS.image:
+    inputs.image, inputs.info = image_io.read_image(FLAGS.image)
+  if FLAGS.clean:
+    inputs.clean, info = image_io.read_image(FLAGS.clean)
+    inputs.info = inputs.info or info
+  if FLAGS.flash:
+    inputs.flash, _ = image_io.read_image(FLAGS.flash)
+  if inputs.image is None and inputs.clean is None:
+    crop = preset.crop if crop is None else crop
+  inputs.crop = crop or 0
+  return inputs
+
+
+def make_main(task: str, make_problem: Callable[..., Problem], bundled: str):
+  """The absl ``main`` of a task entry point.
+
+  ``make_problem(preset, inputs, *, key)`` builds the :class:`Problem`; ``bundled`` names
+  the scikit-image picture used when no image is given.
+  """
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
+    name = FLAGS.preset or presets_lib.default_name(task, jax.default_backend())
+    out_dir = FLAGS.out_dir or os.path.join("runs", task)
+    try:
+      for flag in _ALL_TASK_FLAGS:
+        if FLAGS[flag].present and flag not in TASK_FLAGS[task]:
+          raise ValueError(f"--{flag} does not apply to {task} (it takes {', '.join('--' + f for f in TASK_FLAGS[task])}).")
+      preset = presets_lib.get(task, name, steps=FLAGS.steps, learning_rate=FLAGS.lr,
+                               reg_noise_std=FLAGS.reg_noise_std, sigma=FLAGS.sigma,
+                               jpeg_quality=FLAGS.jpeg_quality, factor=FLAGS.factor, kernel=FLAGS.kernel,
+                               keep_fraction=FLAGS.keep_fraction)
+      if preset.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {preset.steps}.")
+      ensure_writable(out_dir)
+      inputs = load_inputs(task, preset)
+      if inputs.image is None and inputs.clean is None:
+        inputs.clean = bundled_image(bundled)
+        inputs.bundled = f"skimage.data.{bundled}"
+      problem = make_problem(preset, inputs, key=jax.random.key(FLAGS.seed))
+      problem.source.update({k: v for k, v in inputs.paths.items() if v}, crop=inputs.crop)
+      if inputs.bundled:
+        problem.source["bundled"] = inputs.bundled
+      print(f"{task} preset {name!r}: {preset.describe()}", flush=True)
+      print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); image {problem.size[1]}x"
+            f"{problem.size[0]}x{problem.target.shape[-1]}; seeds: {FLAGS.seeds}", flush=True)
+      config = dict(preset_name=name, seeds=FLAGS.seeds, seed=FLAGS.seed, out_dir=out_dir, chunk=FLAGS.chunk,
+                    save_every=FLAGS.save_every, baselines=FLAGS.baselines, argv=sys.argv)
+      metrics = run_task(preset, problem, seeds=FLAGS.seeds, seed=FLAGS.seed, out_dir=out_dir, chunk=FLAGS.chunk,
+                         save_every=FLAGS.save_every, baselines=FLAGS.baselines, config=config,
+                         log=lambda m: print(m, flush=True))
+    except ValueError as e:
+      raise SystemExit(f"error: {e}") from None
+    print(f"compile {metrics['compile_s']:.1f} s, run {metrics['run_s']:.1f} s "
+          f"({metrics['s_per_step'] * 1e3:.1f} ms/step for {FLAGS.seeds} seed(s)), wall {metrics['wall_s']:.1f} s")
+    summary = metrics["summary"]
+    if summary["psnr"]:
+      print("PSNR (dB) / SSIM vs ground truth: " + ", ".join(
+          f"{k} {v:.2f}/{summary['ssim'][k]:.3f}" for k, v in summary["psnr"].items()))
+      print(f"best step (seed 0): {summary['best_step_per_seed'][0]} at {summary['best_psnr_per_seed'][0]:.2f} dB")
+    if "psnr_y" in summary:
+      print("PSNR Y channel (paper protocol): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["psnr_y"].items()))
+    print(f"results in {out_dir}")
+
+  return main

@@ -1,0 +1,53 @@
+r"""Blind JPEG artefact removal (the paper's snail example) with Deep Image Prior.
+
+``min_θ ||f_θ(z) − x0||²`` with ``x0`` the JPEG; the deblocking net (few channels,
+skips only at the two deepest levels) and a 3-channel ``z``, read off early.
+
+    python -m experiments.deblock                                  # skimage 'coffee', JPEG quality 10
+    python -m experiments.deblock --image=photo.jpg --preset=paper  # a real JPEG, no ground truth
+    python -m experiments.deblock --clean=photo.png --jpeg_quality=20 --baselines
+
+Presets: ``dipjax.presets.PRESETS['deblock']``. Outputs: ``experiments.common.OUTPUT_FILES``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from absl import app
+
+import jax
+
+import dipjax
+from dipjax import baselines, image_io
+from experiments import common
+from experiments.common import Problem
+
+TASK = "deblock"
+BUNDLED = "coffee"
+
+
+def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
+  """The deblocking problem: ``A = I``; the clean image is JPEG-compressed at ``preset.jpeg_quality`` if needed."""
+  del key  # JPEG compression is deterministic
+  clean = None if inputs.clean is None else common.centre_crop(inputs.clean, inputs.crop)
+  if inputs.image is None:
+    common.check_min_size("--clean image", clean)
+    jpeg = image_io.jpeg_compress(clean, preset.jpeg_quality)
+    source = {"synthetic": f"JPEG quality {preset.jpeg_quality} (Pillow)"}
+  else:
+    jpeg = common.centre_crop(inputs.image, inputs.crop)
+    common.check_min_size("--image", jpeg)
+    if clean is not None:
+      common.check_same_size("--image", jpeg, "--clean", clean)
+      clean = common.match_channels("--clean", clean, jpeg.shape[-1])
+    source = {}
+  return Problem(target=jpeg, size=jpeg.shape[:2], operator=dipjax.identity, input_view=jpeg, input_image=jpeg,
+                 input_label="JPEG", clean=clean, info=inputs.info, source=source,
+                 baselines={k: functools.partial(fn, jpeg) for k, fn in baselines.DENOISERS.items()})
+
+
+main = common.make_main(TASK, make_problem, BUNDLED)
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,219 @@
+"""Every task entry point: end to end on tiny settings, real-world inputs, and one-line errors.
+
+Runs ``main`` in-process (absl flags parsed per test) to save the interpreter and JAX
+start-up per case; ``test_bad_input_exits_non_zero_in_a_subprocess`` checks the
+real exit status and stderr once.
+"""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from absl import flags
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash")
+FLAGS = flags.FLAGS
+
+
+def run_main(task, args):
+  """Runs ``experiments.<task>.main`` with ``args``; returns nothing or raises SystemExit(message)."""
+  module = importlib.import_module(f"experiments.{task}")
+  FLAGS.unparse_flags()
+  FLAGS(["prog"] + list(args))
+  try:
+    module.main(["prog"])
+  finally:
+    FLAGS.unparse_flags()
+
+
+def error_of(task, args):
+  with pytest.raises(SystemExit) as info:
+    run_main(task, args)
+  message = str(info.value.code)
+  assert message.startswith("error: ") and "\n" not in message, message
+  return message
+
+
+def save(path, array, mode=None):
+  arr = np.asarray(array)
+  if arr.dtype != np.uint8 and arr.dtype != np.uint16:
+    arr = np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+  Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr, mode=mode).save(path)
+  return str(path)
+
+
+def smooth_image(h, w, c=3, seed=0):
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+  chans = [0.5 + 0.4 * np.sin(2 * np.pi * (fx * xx + fy * yy) + ph)
+           for fx, fy, ph in rng.uniform(0.5, 2.0, (c, 3))]
+  return np.stack(chans, -1).astype(np.float32)
+
+
+EXPECTED = {"input.png", "output.png", "ema.png", "ensemble.png", "ensemble_ema.png", "comparison.png",
+            "curves.png", "metrics.json", "clean.png"}
+MASKED = {"mask.png"}
+BASELINES = {"denoise": {"nlm", "tv", "wavelet"}, "deblock": {"nlm", "tv", "wavelet"},
+             "super_resolution": {"bicubic"}, "inpaint": {"biharmonic"}, "restore": {"biharmonic"},
+             "flash_no_flash": {"nlm"}}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_runs_end_to_end_and_writes_every_file(task, tmp_path, capsys):
+  out = tmp_path / task
+  run_main(task, ["--preset=tiny", "--seeds=2", "--steps=6", "--chunk=4", "--save_every=3", "--baselines",
+                  f"--out_dir={out}"])
+  stdout = capsys.readouterr().out
+  files = set(os.listdir(out))
+  expected = EXPECTED | {f"baseline_{b}.png" for b in BASELINES[task]} | {"steps"}
+  if task in ("inpaint", "restore"):
+    expected |= MASKED
+  assert expected <= files, expected - files
+  assert sorted(os.listdir(out / "steps")) == ["output_000003.png", "output_000006.png"]
+  assert not [f for f in files if f.startswith(".tmp-")]
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert metrics["task"] == task and metrics["preset"]["model"] == "tiny" and metrics["preset"]["steps"] == 6
+  assert np.asarray(metrics["curves"]["loss"]).shape == (2, 6)
+  for key in ("jax", "flax", "optax"):
+    assert metrics["versions"][key]
+  assert metrics["compile_s"] > 0 and metrics["wall_s"] >= metrics["run_s"] > 0
+  summary = metrics["summary"]
+  for name in ("input", "output", "ema", "ensemble", "ensemble_ema") + tuple(f"baseline_{b}" for b in BASELINES[task]):
+    assert np.isfinite(summary["psnr"][name]) and -1 <= summary["ssim"][name] <= 1, name
+  assert 1 <= summary["best_step_per_seed"][0] <= 6
+  if task == "super_resolution":
+    assert set(summary["psnr_y"]) >= {"output", "baseline_bicubic"}
+  size = Image.open(out / "output.png").size
+  assert size == Image.open(out / "clean.png").size == (48, 48)
+  assert "preset 'tiny'" in stdout and "steps/s" in stdout and "ETA" in stdout and "6/6" in stdout
+  assert "results in" in stdout
+
+
+def test_chunked_run_equals_one_chunk(tmp_path):
+  curves = []
+  for chunk in (3, 8):
+    out = tmp_path / f"chunk{chunk}"
+    run_main("denoise", ["--preset=tiny", "--steps=8", f"--chunk={chunk}", f"--out_dir={out}"])
+    curves.append(json.loads((out / "metrics.json").read_text())["curves"])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "chunk3" / "output.png")),
+                                  np.asarray(Image.open(out / "output.png")))
+  assert curves[0] == curves[1]
+
+
+def test_odd_size_gray_16_bit_image_comes_back_at_its_size_and_mode(tmp_path, capsys):
+  # 37x53 gray 16-bit: an odd, non-square size and a 16-bit mode, both kept in the output.
+  clean = smooth_image(37, 53, 1)
+  path = tmp_path / "gray16.png"
+  Image.fromarray(np.round(clean[..., 0] * 65535).astype(np.int32), mode="I").convert("I;16").save(path)
+  out = tmp_path / "run"
+  run_main("inpaint", ["--preset=tiny", "--steps=3", f"--clean={path}", f"--out_dir={out}"])
+  result = Image.open(out / "output.png")
+  assert result.size == (53, 37) and result.mode == "I;16"
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert metrics["image_size"] == [37, 53] and metrics["channels"] == 1
+
+
+def test_reflection_canvas_when_the_network_needs_a_multiple(tmp_path, capsys):
+  image = smooth_image(45, 70)
+  out = tmp_path / "run"
+  run_main("restore", ["--preset=tiny", "--steps=3", f"--clean={save(tmp_path / 'c.png', image)}",
+                       f"--out_dir={out}"])
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert metrics["canvas"] == [45, 70]  # tiny net has skips everywhere: no padding needed
+  out2 = tmp_path / "run2"
+  run_main("deblock", ["--preset=paper", "--steps=1", "--crop=40", f"--clean={save(tmp_path / 'c.png', image)}",
+                       f"--out_dir={out2}"])
+  metrics = json.loads((out2 / "metrics.json").read_text())
+  assert metrics["image_size"] == [40, 40] and metrics["canvas"] == [64, 64]  # snail net: multiples of 32
+  assert Image.open(out2 / "output.png").size == (40, 40)
+  assert "canvas" in capsys.readouterr().out
+
+
+def test_rgba_input_drops_alpha_with_a_warning(tmp_path, capsys):
+  rgba = np.concatenate([smooth_image(40, 40), np.full((40, 40, 1), 0.5, np.float32)], -1)
+  path = save(tmp_path / "rgba.png", rgba)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    run_main("denoise", ["--preset=tiny", "--steps=2", f"--image={path}", f"--out_dir={tmp_path / 'o'}"])
+  assert any("alpha channel" in str(w.message) for w in caught)
+  assert Image.open(tmp_path / "o" / "output.png").mode == "RGB"
+  metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+  assert metrics["summary"]["psnr"] == {}  # no ground truth: no PSNR against it
+  assert len(metrics["summary"]["final_psnr_target"]) == 1
+
+
+def test_real_inputs_of_each_task(tmp_path, capsys):
+  hr = smooth_image(64, 64)
+  clean = save(tmp_path / "clean.png", hr)
+  low = save(tmp_path / "low.png", hr[::4, ::4])
+  mask = np.ones((64, 64), np.uint8) * 255
+  mask[20:40, 20:40] = 0
+  mask_path = save(tmp_path / "mask.png", mask)
+  run_main("super_resolution", ["--preset=tiny", "--steps=2", f"--image={low}", f"--clean={clean}",
+                                f"--out_dir={tmp_path / 'sr'}"])
+  assert Image.open(tmp_path / "sr" / "output.png").size == (64, 64)
+  assert Image.open(tmp_path / "sr" / "input.png").size == (16, 16)
+  run_main("inpaint", ["--preset=tiny", "--steps=2", f"--image={clean}", f"--mask={mask_path}",
+                       f"--out_dir={tmp_path / 'in'}"])
+  m = json.loads((tmp_path / "in" / "metrics.json").read_text())
+  assert abs(m["source"]["known_fraction"] - (1 - 400 / 4096)) < 1e-6
+  run_main("flash_no_flash", ["--preset=tiny", "--steps=2", f"--image={clean}", f"--flash={clean}",
+                              f"--out_dir={tmp_path / 'fl'}"])
+  assert Image.open(tmp_path / "fl" / "output.png").size == (64, 64)
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path):
+  good = save(tmp_path / "good.png", smooth_image(48, 48))
+  tiny = save(tmp_path / "tiny.png", smooth_image(20, 40))
+  text = tmp_path / "text.png"
+  text.write_text("not an image")
+  out = f"--out_dir={tmp_path / 'out'}"
+  base = ["--preset=tiny", "--steps=1", out]
+  assert "does not exist" in error_of("denoise", base + [f"--image={tmp_path / 'missing.png'}"])
+  assert "not a readable image" in error_of("denoise", base + [f"--image={text}"])
+  assert "at least 32x32" in error_of("deblock", base + [f"--image={tiny}"])
+  assert "at least 32x32" in error_of("denoise", base + [f"--clean={tiny}"])
+  small_mask = save(tmp_path / "m_small.png", np.full((30, 30), 255, np.uint8))
+  assert "pass a mask of the image's size" in error_of("inpaint", base + [f"--clean={good}", f"--mask={small_mask}"])
+  gray_mask = save(tmp_path / "m_gray.png", np.full((48, 48), 128, np.uint8))
+  assert "not binary" in error_of("restore", base + [f"--clean={good}", f"--mask={gray_mask}"])
+  assert "needs --mask" in error_of("inpaint", base + [f"--image={good}"])
+  black = save(tmp_path / "m_black.png", np.zeros((48, 48), np.uint8))
+  assert "no known pixel" in error_of("inpaint", base + [f"--clean={good}", f"--mask={black}"])
+  assert "unsupported super-resolution factor 3" in error_of("super_resolution", base + ["--factor=3"])
+  assert "unknown --kernel" in error_of("super_resolution", base + ["--kernel=cubic"])
+  assert "needs the flash image" in error_of("flash_no_flash", base + [f"--image={good}"])
+  other = save(tmp_path / "other.png", smooth_image(40, 48))
+  assert "same size" in error_of("flash_no_flash", base + [f"--image={good}", f"--flash={other}"])
+  assert "same size" in error_of("denoise", base + [f"--image={good}", f"--clean={other}"])
+  assert "does not apply to denoise" in error_of("denoise", base + ["--factor=4"])
+  assert "unknown preset 'paper_x4' for denoise" in error_of("denoise", base + ["--preset=paper_x4"])
+  blocker = tmp_path / "file"
+  blocker.write_text("a file where a folder should be")
+  assert "not writable" in error_of("denoise", ["--preset=tiny", f"--out_dir={blocker / 'sub'}"])
+  assert not os.path.exists(tmp_path / "out" / "output.png")  # nothing was run
+
+
+def test_bad_input_exits_non_zero_in_a_subprocess(tmp_path):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-m", "experiments.super_resolution", "--preset=tiny", "--factor=5",
+                         f"--out_dir={tmp_path / 'x'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode != 0
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: unsupported super-resolution factor 5") and "Traceback" not in proc.stderr
+
+
+def test_default_preset_is_cpu_on_cpu_and_paper_on_accelerators():
+  from dipjax import presets
+  for task in TASKS:
+    assert presets.default_name(task, "cpu") == "cpu"
+    assert presets.default_name(task, "gpu").startswith("paper")
+  assert presets.default_name("denoise", "gpu") == "paper"
