@@ -82,7 +82,7 @@ PRESETS: dict[str, dict[str, TaskPreset]] = {
     },
     "deblock": {
         "paper": _p(**_DEBLOCK, steps=2400, note="snail notebook: 3-channel z, 2400 steps"),
-        "cpu": _p(**_DEBLOCK, steps=1200, crop=128, note="paper settings on a 128x128 crop, 1200 steps"),
+        "cpu": _p(**_DEBLOCK, steps=2400, crop=256, note="paper settings on a 256x256 crop"),
         "tiny": _p(**{**_DEBLOCK, "model": "tiny"}, steps=20, crop=48, note="tests"),
     },
     "super_resolution": {
