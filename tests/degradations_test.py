@@ -86,7 +86,8 @@ def test_image_io_round_trip_and_modes(tmp_path):
   rgba[..., 0] = 200
   rgba[..., 3] = 255
   Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-  img = image_io.load_image(str(tmp_path / "a.png"))
+  with pytest.warns(UserWarning, match="alpha channel"):
+    img = image_io.load_image(str(tmp_path / "a.png"))
   assert img.shape == (10, 12, 3) and abs(float(img[..., 0].mean()) - 200 / 255) < 1e-6
   Image.fromarray((np.arange(120).reshape(10, 12) * 500).astype(np.uint16)).save(tmp_path / "d.png")
   deep = image_io.load_image(str(tmp_path / "d.png"))
