@@ -43,6 +43,7 @@ from jax.flatten_util import ravel_pytree
 from dipjax import inputs as inputs_lib
 from dipjax import metrics as metrics_lib
 from dipjax import models as models_lib
+from dipjax import stopping as stopping_lib
 from dipjax.types import ForwardOperator
 
 
@@ -63,6 +64,9 @@ class FitState(NamedTuple):
   num_rollbacks: jax.Array  # () int32: how many times the guard restored parameters
   z: jax.Array  # (H, W, C_in) float32: the fixed network input (the initial value when it is optimised)
   key: jax.Array  # PRNG key of the per-step input perturbation; step t uses fold_in(key, t)
+  stop: tuple  # one dipjax.stopping.StopState per stopping criterion (empty without criteria)
+  num_nonfinite: jax.Array  # () int32: steps whose loss, gradient or update was NaN/inf (skipped)
+  nonfinite_streak: jax.Array  # () int32: such steps in a row up to now (0 after a good step)
 
 
 class StepMetrics(NamedTuple):
@@ -74,6 +78,8 @@ class StepMetrics(NamedTuple):
   ema_psnr_target: jax.Array  # PSNR(A(ema_t), target)
   ema_psnr_clean: jax.Array  # PSNR(readout(ema_t), clean); NaN when no clean image is given
   rolled_back: jax.Array  # bool: the guard restored the parameters at this step
+  nonfinite: jax.Array  # bool: the step was non-finite and skipped (the state was kept)
+  stop_scores: jax.Array  # (K,) float32: each stopping criterion's score (NaN while not valid)
 
 
 class Snapshots(NamedTuple):
@@ -131,6 +137,7 @@ def make_fit_loop(
     optimize_input: bool = False,
     guard_every: int = 0,
     guard_drop_db: float = 5.0,
+    stopping: tuple = (),
 ) -> FitLoop:
   """Builds the ``init``/``run``/``render`` functions of a DIP fit (see module docstring).
 
@@ -149,6 +156,13 @@ def make_fit_loop(
     optimize_input: optimise ``z`` together with the network.
     guard_every: rollback-guard check interval in steps (0 disables the guard).
     guard_drop_db: PSNR drop (dB) against the target that triggers a rollback.
+    stopping: early-stopping criteria (:mod:`dipjax.stopping`) tracked in the carry;
+      each records the step it detects and the output there (``FitState.stop``).
+
+  Every step is also guarded against non-finite values: when the loss, the gradient
+  or the updated parameters contain NaN/inf the step is skipped (the state is kept,
+  only the step counter advances, so the next step draws a fresh perturbation) and
+  counted in ``num_nonfinite``/``nonfinite_streak`` and ``StepMetrics.nonfinite``.
 
   Returns:
     A :class:`FitLoop`.
@@ -167,6 +181,10 @@ def make_fit_loop(
     raise ValueError(f"`reg_noise_std` must be >= 0, got {reg_noise_std!r}.")
   if learning_rate <= 0:
     raise ValueError(f"`learning_rate` must be > 0, got {learning_rate!r}.")
+  stopping = tuple(stopping)
+  for c in stopping:
+    if not all(hasattr(c, a) for a in ("init_aux", "score", "patience", "name")):
+      raise ValueError(f"`stopping` must hold dipjax.stopping criteria, got {c!r}.")
   tx = optimizer if optimizer is not None else optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
   loss_fn = loss if loss is not None else metrics_lib.mse
   use_guard = guard_every > 0
@@ -212,6 +230,9 @@ def make_fit_loop(
         num_rollbacks=jnp.zeros((), jnp.int32),
         z=z,
         key=perturb_key,
+        stop=tuple(stopping_lib.init(c, out_struct.shape) for c in stopping),
+        num_nonfinite=jnp.zeros((), jnp.int32),
+        nonfinite_streak=jnp.zeros((), jnp.int32),
     )
 
   def render(state: FitState) -> jax.Array:
@@ -235,7 +256,8 @@ def make_fit_loop(
       return loss_fn(pred, target), (out, pred)
 
     (value, (out, pred)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    ema = jnp.where(state.step == 0, out, ema_decay * state.ema + (1.0 - ema_decay) * out)
+    first = state.step == state.num_nonfinite  # no finite step yet: the EMA starts here
+    ema = jnp.where(first, out, ema_decay * state.ema + (1.0 - ema_decay) * out)
     psnr_target = metrics_lib.psnr(pred, target)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     base, guard_params, guard_psnr = state.params, state.guard_params, state.guard_psnr
@@ -248,6 +270,13 @@ def make_fit_loop(
       guard_params = lax.cond(save, lambda: state.params, lambda: state.guard_params)
       guard_psnr = jnp.where(save, psnr_target, state.guard_psnr)
     params = optax.apply_updates(base, updates)
+    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grads)) & jnp.all(jnp.isfinite(params))
+    count = state.step + 1
+    stop, scores = [], []
+    for criterion, st in zip(stopping, state.stop):
+      new_st, score = stopping_lib.update(criterion, st, out, value, count)
+      stop.append(new_st)
+      scores.append(score)
     nan = jnp.full((), jnp.nan, jnp.float32)
     m = StepMetrics(
         loss=value,
@@ -255,10 +284,12 @@ def make_fit_loop(
         psnr_clean=nan if clean is None else metrics_lib.psnr(readout(out), clean),
         ema_psnr_target=metrics_lib.psnr(forward(ema), target),
         ema_psnr_clean=nan if clean is None else metrics_lib.psnr(readout(ema), clean),
-        rolled_back=rolled_back,
+        rolled_back=rolled_back & finite,
+        nonfinite=~finite,
+        stop_scores=jnp.stack(scores) if scores else jnp.zeros((0,), jnp.float32),
     )
-    new_state = FitState(
-        step=state.step + 1,
+    updated = FitState(
+        step=count,
         params=params,
         opt_state=opt_state,
         ema=ema,
@@ -267,7 +298,18 @@ def make_fit_loop(
         num_rollbacks=state.num_rollbacks + rolled_back.astype(jnp.int32),
         z=state.z,
         key=state.key,
+        stop=tuple(stop),
+        num_nonfinite=state.num_nonfinite,
+        nonfinite_streak=jnp.zeros((), jnp.int32),
     )
+    # A non-finite step changes nothing but the counters: keep every other field of the old state.
+    sel = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = updated._replace(
+        params=sel(params, state.params), opt_state=sel(opt_state, state.opt_state), ema=sel(ema, state.ema),
+        guard_params=sel(guard_params, state.guard_params), guard_psnr=sel(guard_psnr, state.guard_psnr),
+        num_rollbacks=sel(updated.num_rollbacks, state.num_rollbacks), stop=sel(updated.stop, state.stop),
+        num_nonfinite=state.num_nonfinite + (~finite).astype(jnp.int32),
+        nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1).astype(jnp.int32))
     return new_state, m
 
   def run(state: FitState, target: jax.Array, *, clean: Optional[jax.Array] = None, num_steps: int,
@@ -285,7 +327,7 @@ def make_fit_loop(
       return s, (cm, Snapshots(output=render(s), ema=s.ema))
 
     state, (m, snaps) = lax.scan(chunk, state, None, length=n_chunks)
-    m = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), m)
+    m = jax.tree_util.tree_map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), m)
     if rest:
       state, m_rest = lax.scan(body, state, None, length=rest)
       m = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), m, m_rest)
