@@ -55,7 +55,8 @@ class EMV(NamedTuple):
 
   alpha: float = 0.1
   patience: int = 1000
-  warmup: int = 10  # scores before this many steps are not used (the moments start at x_1)
+  warmup: int = 100  # scores before this many steps are not used: the variance starts at 0 and needs ~3/α
+  # steps to reach its level, so an early minimum would be an artefact (100 = the WMV window's first score)
   name: str = "emv"
 
   def init_aux(self, out_shape):

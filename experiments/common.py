@@ -46,6 +46,7 @@ OUTPUT_FILES = {
                  "masked image)",
     "output.png": "f_θ(z) after the last step (seed 0), at the input's original size and mode",
     "ema.png": "the exponential moving average of the outputs (seed 0)",
+    "stopped.png": "the output at the step the early-stopping criterion detected (seed 0; no ground truth used)",
     "ensemble.png": "mean of the seeds' final outputs (only with --seeds > 1)",
     "ensemble_ema.png": "mean of the seeds' EMAs (only with --seeds > 1)",
     "clean.png": "the ground truth, when known",
@@ -82,6 +83,13 @@ flags.DEFINE_string("out_dir", None, "Output folder (default runs/<task>).")
 flags.DEFINE_integer("save_every", 0, "Also save the output every this many steps into out_dir/steps (0: never).")
 flags.DEFINE_bool("baselines", False, "Also run the classical baselines (scikit-image) and report them.")
 flags.DEFINE_integer("chunk", 100, "Steps per compiled chunk (progress is printed between chunks).")
+flags.DEFINE_enum("stop_criterion", "emv", ["emv", "wmv", "discrepancy"], "Early-stopping criterion (no ground truth "
+                  "needed) whose detected output is saved as stopped.png; all available criteria are reported.")
+flags.DEFINE_integer("stop_patience", 200, "Steps without a new minimum of the criterion's score before it fires.")
+flags.DEFINE_integer("stop_window", 100, "Window of the ES-WMV criterion (outputs kept in the carry).")
+flags.DEFINE_bool("early_stop", False, "End the run once the criterion has fired for every seed (the output at the "
+                  "detected step is kept either way).")
+flags.DEFINE_integer("max_nonfinite", 50, "End the run when this many steps in a row were non-finite (diverged).")
 
 # The corruption flags each task accepts; others are refused rather than silently ignored.
 TASK_FLAGS = {
@@ -93,6 +101,36 @@ TASK_FLAGS = {
     "flash_no_flash": ("flash", "sigma"),
 }
 _ALL_TASK_FLAGS = ("sigma", "jpeg_quality", "factor", "kernel", "keep_fraction", "mask", "flash")
+
+
+@dataclasses.dataclass(frozen=True)
+class StopOptions:
+  """Early stopping and divergence handling of a run (``dipjax.stopping``)."""
+
+  criterion: str = "emv"  # the criterion whose detection is saved as stopped.png and ends the run with early_stop
+  patience: int = 200  # steps without a new minimum before a criterion fires
+  window: int = 100  # ES-WMV window
+  early_stop: bool = False  # end the run once `criterion` fired for every seed
+  max_nonfinite: int = 50  # end the run after this many non-finite steps in a row
+
+  def criteria(self, noise_sigma: Optional[float]) -> tuple:
+    """EMV and WMV always; the discrepancy principle when the noise level is known or estimated."""
+    out = (dipjax.stopping.EMV(patience=self.patience, warmup=self.window), dipjax.stopping.WMV(window=self.window,
+                                                                           patience=self.patience))
+    if noise_sigma is not None:
+      out += (dipjax.stopping.Discrepancy(noise_var=float(noise_sigma) ** 2),)
+    if self.criterion not in [c.name for c in out]:
+      raise ValueError(f"--stop_criterion={self.criterion} needs the noise level, which this task does not know; "
+                       "use emv or wmv.")
+    return out
+
+
+def estimate_noise_sigma(image: np.ndarray) -> float:
+  """The noise std of ``image`` estimated by scikit-image (wavelet MAD, averaged over channels)."""
+  from skimage.restoration import estimate_sigma
+
+  x = image if image.shape[-1] > 1 else image[..., 0]
+  return float(np.mean(estimate_sigma(x, channel_axis=-1 if image.shape[-1] > 1 else None)))
 
 
 @dataclasses.dataclass
@@ -111,6 +149,7 @@ class Problem:
   baselines: dict = dataclasses.field(default_factory=dict)  # name -> () -> (H, W, C) image
   info: Optional[image_io.ImageInfo] = None  # the observed file's mode (the output is written in kind)
   sr_factor: Optional[int] = None  # super-resolution: also report the paper's Y-channel PSNR
+  noise_sigma: Optional[float] = None  # std of the observation noise ([0, 1] scale) when known or estimated
   source: dict = dataclasses.field(default_factory=dict)  # where the images came from (saved in metrics.json)
 
 
@@ -219,8 +258,8 @@ def versions() -> dict:
   return out
 
 
-def build_fit(preset: presets_lib.TaskPreset, problem: Problem):
-  """The model, canvas and fit loop of ``problem`` under ``preset``."""
+def build_fit(preset: presets_lib.TaskPreset, problem: Problem, *, stopping: tuple = ()):
+  """The model, canvas and fit loop of ``problem`` under ``preset`` (tracking the ``stopping`` criteria)."""
   channels = problem.target.shape[-1]
   model = dipjax.get_model(preset.model, out_channels=channels)
   canvas = canvas_lib.canvas_for(model, problem.size)
@@ -229,7 +268,7 @@ def build_fit(preset: presets_lib.TaskPreset, problem: Problem):
   loop = dipjax.make_fit_loop(model, forward=forward, readout=canvas.crop, learning_rate=preset.learning_rate,
                               reg_noise_std=preset.reg_noise_std, ema_decay=preset.ema_decay,
                               guard_every=preset.guard_every, input_kind=input_kind,
-                              input_channels=preset.input_channels)
+                              input_channels=preset.input_channels, stopping=stopping)
   z = None
   if preset.input_kind == "image":
     if problem.z_image is None:
@@ -243,7 +282,8 @@ def build_fit(preset: presets_lib.TaskPreset, problem: Problem):
 
 def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1, seed: int = 0,
              out_dir: str, chunk: int = 100, save_every: int = 0, baselines: bool = False,
-             config: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
+             stop: StopOptions = StopOptions(), config: Optional[dict] = None,
+             log: Callable[[str], None] = print) -> dict:
   """Fits ``problem`` with ``preset`` for ``seeds`` seeds and writes every output into ``out_dir``.
 
   Returns the dictionary saved as ``metrics.json``.
@@ -256,7 +296,9 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
   if save_every < 0:
     raise ValueError(f"`save_every` must be >= 0, got {save_every}.")
   ensure_writable(out_dir)
-  model, canvas, loop, z = build_fit(preset, problem)
+  criteria = stop.criteria(problem.noise_sigma)
+  primary = [c.name for c in criteria].index(stop.criterion)
+  model, canvas, loop, z = build_fit(preset, problem, stopping=criteria)
   if canvas.padded:
     log(f"image {problem.size[1]}x{problem.size[0]} fitted on a {canvas.width}x{canvas.height} canvas "
         f"(the network needs {model.min_size}+ px, multiples of {model.size_multiple}); the output is cropped back")
@@ -288,22 +330,35 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
   log(f"compiled in {compile_s:.1f} s; fitting {preset.steps} steps x {seeds} seed(s) on "
       f"{jax.devices()[0].device_kind} ({jax.default_backend()})")
 
-  curves, done, t_run = [], 0, time.perf_counter()
+  curves, done, t_run, ended = [], 0, time.perf_counter(), None
   while done < preset.steps:
     n = min(chunk_len, preset.steps - done)
     state, m = jax.block_until_ready(programs[n](state))
     curves.append(m)
     done += n
-    last = {k: float(np.asarray(v)[0, -1]) for k, v in m._asdict().items()}
+    last = {k: float(np.asarray(v)[0, -1]) for k, v in m._asdict().items() if np.ndim(v) == 2}
     log(progress_line(done, preset.steps, time.perf_counter() - t_run, last, has_clean=clean_j is not None))
     if save_every and done % save_every == 0:
       image_io.save_image(os.path.join(out_dir, "steps", f"output_{done:06d}.png"), np.asarray(render(state)))
+    streak = np.asarray(state.nonfinite_streak)
+    if streak.max() >= stop.max_nonfinite:
+      ended = (f"the optimisation diverged: {int(streak.max())} non-finite steps in a row (seed "
+               f"{int(streak.argmax())}) by step {done}; the outputs of the last good state were written; "
+               "lower --lr or check the input")
+      log(f"error: {ended}")
+      break
+    if stop.early_stop and bool(np.all(np.asarray(state.stop[primary].stopped))):
+      at = np.asarray(state.stop[primary].stopped_at).tolist()
+      log(f"early stop: {stop.criterion} fired for every seed (at steps {at}); ending at step {done}")
+      break
   run_s = time.perf_counter() - t_run
+  steps_run = done
   curves = jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(x) for x in a], axis=1), *curves)
 
   outputs = np.asarray(jax.jit(jax.vmap(lambda s: canvas.crop(loop.render(s))))(state))
   emas = np.asarray(jax.vmap(canvas.crop)(state.ema))
-  results = {"output": outputs[0], "ema": emas[0]}
+  detected = np.asarray(jax.vmap(canvas.crop)(state.stop[primary].output))
+  results = {"output": outputs[0], "ema": emas[0], "stopped": detected[0]}
   if seeds > 1:
     results["ensemble"] = outputs.mean(axis=0)
     results["ensemble_ema"] = emas.mean(axis=0)
@@ -324,6 +379,7 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
     image_io.save_image(join("clean.png"), problem.clean, bit_depth=bit_depth)
 
   summary = _summary(problem, results, outputs, emas, baseline_images, curves)
+  summary["stopping"] = _stopping_summary(criteria, state.stop, curves, primary)
   strip = [(problem.input_view, problem.input_label)] + [(im, name.replace("_", " ")) for name, im in results.items()]
   strip += [(im, name) for name, im in baseline_images.items()]
   if problem.clean is not None:
@@ -344,7 +400,8 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
       canvas=[canvas.height, canvas.width],
       model_params=dipjax.count_params(loop.unravel(jax.tree_util.tree_map(lambda a: a[0], state))["net"]),
       versions=versions(), device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
-      compile_s=compile_s, run_s=run_s, s_per_step=run_s / preset.steps, wall_s=None,
+      compile_s=compile_s, run_s=run_s, s_per_step=run_s / max(steps_run, 1), wall_s=None,
+      steps_run=steps_run, ended=ended, num_nonfinite=np.asarray(state.num_nonfinite).tolist(),
       baseline_s=baseline_s, num_rollbacks=np.asarray(state.num_rollbacks).tolist(),
       summary=summary, curves={k: np.asarray(v).tolist() for k, v in curves._asdict().items()},
       files=sorted(os.path.relpath(os.path.join(r, f), out_dir) for r, _, fs in os.walk(out_dir) for f in fs
@@ -353,6 +410,23 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
   metrics["wall_s"] = time.perf_counter() - t_start
   image_io.save_json(join("metrics.json"), metrics)
   return metrics
+
+
+def _stopping_summary(criteria, stop_states, curves, primary: int) -> dict:
+  """Per criterion and seed: detected step, whether it fired, and PSNRs at detected / best (oracle) / last step."""
+  out = {"primary": criteria[primary].name}
+  curve = np.asarray(curves.psnr_clean)
+  for criterion, st in zip(criteria, stop_states):
+    steps = np.asarray(st.best_step).tolist()
+    entry = dict(detected_step=steps, fired=np.asarray(st.stopped).tolist(),
+                 fired_at=np.asarray(st.stopped_at).tolist(), patience=criterion.patience)
+    if np.isfinite(curve).any():
+      entry["psnr_detected"] = [float(c[s - 1]) if s > 0 else float("nan") for c, s in zip(curve, steps)]
+      entry["psnr_best"] = [float(np.nanmax(c)) for c in curve]
+      entry["psnr_last"] = [float(c[-1]) for c in curve]
+      entry["gap_to_best"] = [b - d for b, d in zip(entry["psnr_best"], entry["psnr_detected"])]
+    out[criterion.name] = entry
+  return out
 
 
 def _summary(problem: Problem, results: dict, outputs, emas, baseline_images: dict, curves) -> dict:
@@ -440,6 +514,9 @@ def make_main(task: str, make_problem: Callable[..., Problem], bundled: str):
                     save_every=FLAGS.save_every, baselines=FLAGS.baselines, argv=sys.argv)
       metrics = run_task(preset, problem, seeds=FLAGS.seeds, seed=FLAGS.seed, out_dir=out_dir, chunk=FLAGS.chunk,
                          save_every=FLAGS.save_every, baselines=FLAGS.baselines, config=config,
+                         stop=StopOptions(criterion=FLAGS.stop_criterion, patience=FLAGS.stop_patience,
+                                          window=FLAGS.stop_window, early_stop=FLAGS.early_stop,
+                                          max_nonfinite=FLAGS.max_nonfinite),
                          log=lambda m: print(m, flush=True))
     except ValueError as e:
       raise SystemExit(f"error: {e}") from None
@@ -452,6 +529,17 @@ def make_main(task: str, make_problem: Callable[..., Problem], bundled: str):
       print(f"best step (seed 0): {summary['best_step_per_seed'][0]} at {summary['best_psnr_per_seed'][0]:.2f} dB")
     if "psnr_y" in summary:
       print("PSNR Y channel (paper protocol): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["psnr_y"].items()))
+    for name, entry in summary["stopping"].items():
+      if name == "primary":
+        continue
+      line = (f"stopping {name}{' (primary)' if name == summary['stopping']['primary'] else ''}: detected step "
+              f"{entry['detected_step'][0]} ({'fired' if entry['fired'][0] else 'not fired yet'})")
+      if "psnr_detected" in entry:
+        line += (f"; PSNR detected {entry['psnr_detected'][0]:.2f} / best {entry['psnr_best'][0]:.2f} / "
+                 f"last {entry['psnr_last'][0]:.2f} dB")
+      print(line)
     print(f"results in {out_dir}")
+    if metrics["ended"]:
+      raise SystemExit(f"error: {metrics['ended']}")
 
   return main

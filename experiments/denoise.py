@@ -39,15 +39,17 @@ def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
     common.check_min_size("--clean image", clean)
     noisy = np.asarray(degradations.add_gaussian_noise(jax.random.fold_in(key, 0), clean, sigma=preset.sigma / 255.0))
     source = {"synthetic": f"Gaussian noise σ = {preset.sigma} / 255, clipped"}
+    sigma = preset.sigma / 255.0
   else:
     noisy = common.centre_crop(inputs.image, inputs.crop)
     common.check_min_size("--image", noisy)
     if clean is not None:
       common.check_same_size("--image", noisy, "--clean", clean)
       clean = common.match_channels("--clean", clean, noisy.shape[-1])
-    source = {}
+    sigma = common.estimate_noise_sigma(noisy)
+    source = {"estimated_sigma_255": sigma * 255.0}
   return Problem(target=noisy, size=noisy.shape[:2], operator=dipjax.identity, input_view=noisy, input_image=noisy,
-                 input_label="noisy", clean=clean, info=inputs.info, source=source,
+                 input_label="noisy", clean=clean, info=inputs.info, source=source, noise_sigma=sigma,
                  baselines={k: functools.partial(fn, noisy) for k, fn in baselines.DENOISERS.items()})
 
 

@@ -57,7 +57,7 @@ def smooth_image(h, w, c=3, seed=0):
   return np.stack(chans, -1).astype(np.float32)
 
 
-EXPECTED = {"input.png", "output.png", "ema.png", "ensemble.png", "ensemble_ema.png", "comparison.png",
+EXPECTED = {"input.png", "output.png", "ema.png", "stopped.png", "ensemble.png", "ensemble_ema.png", "comparison.png",
             "curves.png", "metrics.json", "clean.png"}
 MASKED = {"mask.png"}
 BASELINES = {"denoise": {"nlm", "tv", "wavelet"}, "deblock": {"nlm", "tv", "wavelet"},
@@ -90,6 +90,10 @@ def test_every_task_runs_end_to_end_and_writes_every_file(task, tmp_path, capsys
   assert 1 <= summary["best_step_per_seed"][0] <= 6
   if task == "super_resolution":
     assert set(summary["psnr_y"]) >= {"output", "baseline_bicubic"}
+  stop = summary["stopping"]
+  assert stop["primary"] == "emv" and set(stop) >= {"emv", "wmv"}
+  assert ("discrepancy" in stop) == (task == "denoise")
+  assert len(stop["emv"]["detected_step"]) == 2 and len(stop["emv"]["psnr_best"]) == 2
   size = Image.open(out / "output.png").size
   assert size == Image.open(out / "clean.png").size == (48, 48)
   assert "preset 'tiny'" in stdout and "steps/s" in stdout and "ETA" in stdout and "6/6" in stdout
@@ -105,6 +109,31 @@ def test_chunked_run_equals_one_chunk(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "chunk3" / "output.png")),
                                   np.asarray(Image.open(out / "output.png")))
   assert curves[0] == curves[1]
+
+
+def test_early_stop_ends_the_run_and_keeps_the_detected_output(tmp_path, capsys):
+  out = tmp_path / "es"
+  run_main("denoise", ["--preset=tiny", "--steps=60", "--chunk=5", "--stop_window=5", "--stop_patience=3",
+                       "--early_stop", f"--out_dir={out}"])
+  stdout = capsys.readouterr().out
+  metrics = json.loads((out / "metrics.json").read_text())
+  emv = metrics["summary"]["stopping"]["emv"]
+  assert emv["fired"] == [True] and metrics["steps_run"] < 60 and "early stop: emv fired" in stdout
+  assert metrics["steps_run"] - emv["fired_at"][0] < 5  # ended at the end of the chunk where it fired
+  assert emv["psnr_detected"][0] == pytest.approx(metrics["summary"]["psnr"]["stopped"], abs=0.6)
+  assert np.asarray(metrics["curves"]["loss"]).shape == (1, metrics["steps_run"])
+  assert "PSNR detected" in stdout
+
+
+def test_a_diverged_run_ends_with_a_message_and_keeps_its_last_good_output(tmp_path, capsys):
+  out = tmp_path / "div"
+  message = error_of("denoise", ["--preset=tiny", "--steps=40", "--chunk=5", "--lr=inf", "--max_nonfinite=5",
+                                 f"--out_dir={out}"])
+  assert "diverged: 5 non-finite steps in a row" in message and "--lr" in message
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert metrics["steps_run"] == 5 and metrics["num_nonfinite"] == [5]
+  output = np.asarray(Image.open(out / "output.png"))
+  assert output.shape == (48, 48, 3) and output.std() > 0  # the initial network's output, not NaN garbage
 
 
 def test_odd_size_gray_16_bit_image_comes_back_at_its_size_and_mode(tmp_path, capsys):
