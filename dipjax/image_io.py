@@ -25,24 +25,75 @@ class ImageInfo(NamedTuple):
   size: tuple[int, int]  # (H, W) after EXIF orientation
 
 
+MAX_PIXELS = 100_000_000  # larger images are refused before decoding (a DIP fit of 100 MP would not fit anyway)
+
+
+def _read_npy(path: str) -> tuple[np.ndarray, ImageInfo]:
+  try:
+    arr = np.load(path, allow_pickle=False)
+  except Exception as e:
+    raise ValueError(f"{path!r} is not a readable .npy array ({type(e).__name__}: {e}).") from None
+  if arr.ndim == 2:
+    arr = arr[..., None]
+  if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+    raise ValueError(f"{path!r} holds an array of shape {arr.shape}; expected (H, W), (H, W, 1), (H, W, 3) or "
+                     "(H, W, 4).")
+  alpha = arr.shape[-1] == 4
+  if alpha:
+    warnings.warn(f"{path!r} has 4 channels; the 4th (alpha) is dropped.", UserWarning, stacklevel=3)
+    arr = arr[..., :3]
+  if arr.dtype == np.uint8:
+    out = arr.astype(np.float32) / 255.0
+  elif arr.dtype == np.uint16:
+    out = arr.astype(np.float32) / 65535.0
+  elif np.issubdtype(arr.dtype, np.floating):
+    out = arr.astype(np.float32)
+    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+    if bad:
+      raise ValueError(f"{path!r} has {bad} non-finite values (NaN or inf); pass a finite image.")
+    if out.min() < 0 or out.max() > 1:
+      raise ValueError(f"{path!r} has values in [{out.min():.3g}, {out.max():.3g}]; float arrays must be in [0, 1].")
+  else:
+    raise ValueError(f"{path!r} has dtype {arr.dtype}; use uint8, uint16 or float in [0, 1].")
+  return out, ImageInfo("npy", 16 if arr.dtype == np.uint16 else 8, alpha, tuple(out.shape[:2]))
+
+
 def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
   """Loads an image file as float32 ``(H, W, C)`` in ``[0, 1]`` (C = 1 gray, 3 colour) and its :class:`ImageInfo`.
 
   Conversions (each documented, none silent): EXIF orientation is applied; palette
   and CMYK images become RGB; 16-bit gray keeps its precision (``bit_depth`` 16); an
-  alpha channel is dropped with a ``UserWarning``.
+  alpha channel is dropped with a ``UserWarning``; an animated image gives its first
+  frame with a ``UserWarning``. ``.npy`` files hold ``(H, W[, C])`` arrays: uint8,
+  uint16, or float in ``[0, 1]`` (NaN/inf refused).
 
   Raises:
-    ValueError: the file is missing or is not a readable image.
+    ValueError: the file is missing, empty, truncated or not an image, or has more
+      than :data:`MAX_PIXELS` pixels (refused from its header, before decoding).
   """
   if not os.path.isfile(path):
     raise ValueError(f"image file {path!r} does not exist; pass an existing image path.")
+  if os.path.getsize(path) == 0:
+    raise ValueError(f"{path!r} is empty (0 bytes); pass an image file.")
+  if path.lower().endswith(".npy"):
+    return _read_npy(path)
   try:
     with Image.open(path) as img:
+      w, h = img.size
+      if w * h > MAX_PIXELS:
+        raise ValueError(f"{path!r} is {w}x{h} ({w * h / 1e6:.0f} MP), over dipjax's {MAX_PIXELS / 1e6:.0f} MP "
+                         "limit; refused before decoding (downscale or crop it first).")
+      frames = getattr(img, "n_frames", 1)
       img = ImageOps.exif_transpose(img)
       img.load()
+  except ValueError:
+    raise
+  except Image.DecompressionBombError as e:
+    raise ValueError(f"{path!r} declares an image too large to decode safely ({e}); refused before decoding.")         from None
   except Exception as e:  # PIL raises several types for unreadable files
     raise ValueError(f"{path!r} is not a readable image ({type(e).__name__}: {e}).") from None
+  if frames > 1:
+    warnings.warn(f"{path!r} has {frames} frames; the first is used.", UserWarning, stacklevel=2)
   mode = img.mode
   alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info)
   if alpha:
@@ -56,6 +107,8 @@ def read_image(path: str) -> tuple[np.ndarray, ImageInfo]:
     return arr, ImageInfo(mode, 16 if sixteen else 8, alpha, size)
   if mode in ("L", "1", "LA", "La"):
     return (np.asarray(img.convert("L"), np.float32) / 255.0)[..., None], ImageInfo(mode, 8, alpha, size)
+  if mode == "F":
+    raise ValueError(f"{path!r} is a floating-point image; save it as a .npy array in [0, 1] instead.")
   return np.asarray(img.convert("RGB"), np.float32) / 255.0, ImageInfo(mode, 8, alpha, size)
 
 

@@ -56,6 +56,7 @@ OUTPUT_FILES = {
     "curves.png": "loss and PSNR against steps, best step marked when the ground truth is known",
     "metrics.json": "preset, flags, versions, device, timings, PSNR/SSIM summary and per-step curves",
     "steps/output_<step>.png": "f_θ(z) every --save_every steps (seed 0)",
+    "checkpoint.msgpack": "the full run state (with --checkpoint_every), for --resume",
 }
 
 FLAGS = flags.FLAGS
@@ -89,6 +90,10 @@ flags.DEFINE_integer("stop_patience", 200, "Steps without a new minimum of the c
 flags.DEFINE_integer("stop_window", 100, "Window of the ES-WMV criterion (outputs kept in the carry).")
 flags.DEFINE_bool("early_stop", False, "End the run once the criterion has fired for every seed (the output at the "
                   "detected step is kept either way).")
+flags.DEFINE_integer("checkpoint_every", 0, "Write out_dir/checkpoint.msgpack (the full run state) at the first chunk "
+                     "boundary at or after every this many steps (0: never).")
+flags.DEFINE_bool("resume", False, "Continue from out_dir/checkpoint.msgpack (same flags and inputs): the result is "
+                  "bit-identical to a run that was never interrupted.")
 flags.DEFINE_integer("max_nonfinite", 50, "End the run when this many steps in a row were non-finite (diverged).")
 
 # The corruption flags each task accepts; others are refused rather than silently ignored.
@@ -282,8 +287,8 @@ def build_fit(preset: presets_lib.TaskPreset, problem: Problem, *, stopping: tup
 
 def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1, seed: int = 0,
              out_dir: str, chunk: int = 100, save_every: int = 0, baselines: bool = False,
-             stop: StopOptions = StopOptions(), config: Optional[dict] = None,
-             log: Callable[[str], None] = print) -> dict:
+             stop: StopOptions = StopOptions(), checkpoint_every: int = 0, resume: bool = False,
+             config: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
   """Fits ``problem`` with ``preset`` for ``seeds`` seeds and writes every output into ``out_dir``.
 
   Returns the dictionary saved as ``metrics.json``.
@@ -295,6 +300,8 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
     raise ValueError(f"`chunk` must be >= 1, got {chunk}.")
   if save_every < 0:
     raise ValueError(f"`save_every` must be >= 0, got {save_every}.")
+  if checkpoint_every < 0:
+    raise ValueError(f"`checkpoint_every` must be >= 0, got {checkpoint_every}.")
   ensure_writable(out_dir)
   criteria = stop.criteria(problem.noise_sigma)
   primary = [c.name for c in criteria].index(stop.criterion)
@@ -331,11 +338,25 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
       f"{jax.devices()[0].device_kind} ({jax.default_backend()})")
 
   curves, done, t_run, ended = [], 0, time.perf_counter(), None
+  ckpt_path = os.path.join(out_dir, "checkpoint.msgpack")
+  ckpt_config = dict(preset=preset.to_dict(), seeds=seeds, seed=seed, stop=[list(c) for c in criteria],
+                     target_sha256=_sha256(problem.target), clean_sha256=_sha256(problem.clean),
+                     z_sha256=_sha256(problem.z_image), mask_sha256=_sha256(problem.mask))
+  if resume:
+    state, extra = dipjax.checkpoint.load(ckpt_path, state, config=ckpt_config)
+    done = int(np.asarray(state.step).max())
+    if done:
+      curves.append(dipjax.StepMetrics(**{k: extra[k] for k in dipjax.StepMetrics._fields}))
+    log(f"resumed from {ckpt_path} at step {done}")
   while done < preset.steps:
     n = min(chunk_len, preset.steps - done)
     state, m = jax.block_until_ready(programs[n](state))
     curves.append(m)
     done += n
+    if checkpoint_every and (done // checkpoint_every > (done - n) // checkpoint_every or done == preset.steps):
+      so_far = {k: np.concatenate([np.asarray(getattr(c, k)) for c in curves], axis=1)
+                for k in dipjax.StepMetrics._fields}
+      dipjax.checkpoint.save(ckpt_path, state, config=ckpt_config, extra=so_far)
     last = {k: float(np.asarray(v)[0, -1]) for k, v in m._asdict().items() if np.ndim(v) == 2}
     log(progress_line(done, preset.steps, time.perf_counter() - t_run, last, has_clean=clean_j is not None))
     if save_every and done % save_every == 0:
@@ -410,6 +431,13 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
   metrics["wall_s"] = time.perf_counter() - t_start
   image_io.save_json(join("metrics.json"), metrics)
   return metrics
+
+
+def _sha256(array) -> Optional[str]:
+  if array is None:
+    return None
+  import hashlib
+  return hashlib.sha256(np.ascontiguousarray(np.asarray(array, np.float32)).tobytes()).hexdigest()
 
 
 def _stopping_summary(criteria, stop_states, curves, primary: int) -> dict:
@@ -517,6 +545,7 @@ def make_main(task: str, make_problem: Callable[..., Problem], bundled: str):
                          stop=StopOptions(criterion=FLAGS.stop_criterion, patience=FLAGS.stop_patience,
                                           window=FLAGS.stop_window, early_stop=FLAGS.early_stop,
                                           max_nonfinite=FLAGS.max_nonfinite),
+                         checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                          log=lambda m: print(m, flush=True))
     except ValueError as e:
       raise SystemExit(f"error: {e}") from None

@@ -136,6 +136,38 @@ def test_a_diverged_run_ends_with_a_message_and_keeps_its_last_good_output(tmp_p
   assert output.shape == (48, 48, 3) and output.std() > 0  # the initial network's output, not NaN garbage
 
 
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
+  from experiments import common
+  args = ["--preset=tiny", "--steps=8", "--chunk=2", "--seeds=2", "--checkpoint_every=4"]
+  run_main("denoise", args + [f"--out_dir={tmp_path / 'whole'}"])
+  real_progress = common.progress_line
+
+  def killed_at_6(done, total, *a, **k):
+    if done == 6:
+      raise KeyboardInterrupt  # as if the process were killed after step 6 (checkpoint at step 4)
+    return real_progress(done, total, *a, **k)
+
+  monkeypatch.setattr(common, "progress_line", killed_at_6)
+  with pytest.raises(KeyboardInterrupt):
+    run_main("denoise", args + [f"--out_dir={tmp_path / 'killed'}"])
+  monkeypatch.setattr(common, "progress_line", real_progress)
+  assert not (tmp_path / "killed" / "output.png").exists()
+  run_main("denoise", args + ["--resume", f"--out_dir={tmp_path / 'killed'}"])
+  assert "resumed from" in capsys.readouterr().out
+  for name in ("output.png", "ema.png", "ensemble.png", "stopped.png"):
+    assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "killed" / name).read_bytes(), name
+  whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+  resumed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+  assert whole["curves"] == resumed["curves"] and whole["summary"] == resumed["summary"]
+  # A checkpoint of another configuration is refused, naming the difference.
+  message = error_of("denoise", args + ["--resume", "--lr=0.02", f"--out_dir={tmp_path / 'killed'}"])
+  assert "different run" in message and "learning_rate" in message
+  assert "no checkpoint" in error_of("denoise", args + ["--resume", f"--out_dir={tmp_path / 'empty'}"])
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / "checkpoint.msgpack").write_bytes(b"\x00garbage")
+  assert "not a dipjax checkpoint" in error_of("denoise", args + ["--resume", f"--out_dir={tmp_path / 'bad'}"])
+
+
 def test_odd_size_gray_16_bit_image_comes_back_at_its_size_and_mode(tmp_path, capsys):
   # 37x53 gray 16-bit: an odd, non-square size and a 16-bit mode, both kept in the output.
   clean = smooth_image(37, 53, 1)
@@ -246,3 +278,16 @@ def test_default_preset_is_cpu_on_cpu_and_paper_on_accelerators():
     assert presets.default_name(task, "cpu") == "cpu"
     assert presets.default_name(task, "gpu").startswith("paper")
   assert presets.default_name("denoise", "gpu") == "paper"
+
+
+def test_two_processes_with_the_same_seed_agree_bit_for_bit(tmp_path):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  for run in ("a", "b"):
+    proc = subprocess.run([sys.executable, "-m", "experiments.denoise", "--preset=tiny", "--steps=10", "--seeds=2",
+                           "--seed=7", f"--out_dir={tmp_path / run}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+  for name in ("input.png", "output.png", "ema.png", "ensemble.png", "stopped.png"):
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+  curves = [json.loads((tmp_path / r / "metrics.json").read_text())["curves"] for r in ("a", "b")]
+  assert curves[0] == curves[1]
