@@ -379,6 +379,8 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
   outputs = np.asarray(jax.jit(jax.vmap(lambda s: canvas.crop(loop.render(s))))(state))
   emas = np.asarray(jax.vmap(canvas.crop)(state.ema))
   detected = np.asarray(jax.vmap(canvas.crop)(state.stop[primary].output))
+  never = np.asarray(state.stop[primary].best_step) == 0  # nothing detected (yet): keep the last output
+  detected = np.where(never[:, None, None, None], outputs, detected)
   results = {"output": outputs[0], "ema": emas[0], "stopped": detected[0]}
   if seeds > 1:
     results["ensemble"] = outputs.mean(axis=0)
@@ -449,7 +451,8 @@ def _stopping_summary(criteria, stop_states, curves, primary: int) -> dict:
     entry = dict(detected_step=steps, fired=np.asarray(st.stopped).tolist(),
                  fired_at=np.asarray(st.stopped_at).tolist(), patience=criterion.patience)
     if np.isfinite(curve).any():
-      entry["psnr_detected"] = [float(c[s - 1]) if s > 0 else float("nan") for c, s in zip(curve, steps)]
+      # Nothing detected (yet): the run's result is its last output, so that is what is scored.
+      entry["psnr_detected"] = [float(c[s - 1]) if s > 0 else float(c[-1]) for c, s in zip(curve, steps)]
       entry["psnr_best"] = [float(np.nanmax(c)) for c in curve]
       entry["psnr_last"] = [float(c[-1]) for c in curve]
       entry["gap_to_best"] = [b - d for b, d in zip(entry["psnr_best"], entry["psnr_detected"])]
