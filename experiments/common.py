@@ -40,6 +40,9 @@ from dipjax import canvas as canvas_lib
 from dipjax import image_io, presets as presets_lib
 
 MIN_SIZE = 32  # smallest side of a restored image
+# Canvases (x vmapped seeds) above this many pixels get a memory estimate before compiling (two probe compiles,
+# dipjax.memory); smaller ones need < 1.5 GB with every preset and are checked on the compiled program only.
+PROBE_ABOVE_PIXELS = 256 * 256
 
 OUTPUT_FILES = {
     "input.png": "the corrupted input (for super-resolution the low-resolution image; for inpainting the "
@@ -329,9 +332,22 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
   def make_program(n):
     return jax.jit(lambda st: dipjax.map_seeds(lambda s: loop.run(s, target, clean=clean_j, num_steps=n)[:2], st))
 
+  group = 1 if jax.default_backend() == "cpu" else seeds  # dipjax.map_seeds' default
+  memory_estimate = None
+  if canvas.height * canvas.width * group > PROBE_ABOVE_PIXELS:
+    side = max(32, model.min_size, model.size_multiple)
+    per_group = dipjax.memory.estimate_bytes(loop, out_hw, channels=problem.target.shape[-1], seeds=group,
+                                             probe=(side, side))
+    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(
+        jax.eval_shape(lambda k: loop.init(k, out_hw, z=z), jax.random.key(0))) if hasattr(x, "size"))
+    memory_estimate = per_group + 2 * (seeds - group) * state_bytes
+    log(f"memory estimate before compiling: {memory_estimate / 2**30:.2f} GiB")
+    dipjax.memory.check_fits(memory_estimate, what=f"this run ({seeds} seed(s), {canvas.width}x{canvas.height})")
   t0 = time.perf_counter()
   state = init(keys)
   programs = {n: make_program(n).lower(state).compile() for n in lengths}
+  program_bytes = max(dipjax.memory.program_bytes(c) for c in programs.values())
+  dipjax.memory.check_fits(program_bytes, what=f"this run ({seeds} seed(s), {canvas.width}x{canvas.height})")
   render = jax.jit(lambda st: canvas.crop(loop.render(jax.tree_util.tree_map(lambda a: a[0], st))))
   compile_s = time.perf_counter() - t0
   log(f"compiled in {compile_s:.1f} s; fitting {preset.steps} steps x {seeds} seed(s) on "
@@ -424,7 +440,7 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
       model_params=dipjax.count_params(loop.unravel(jax.tree_util.tree_map(lambda a: a[0], state))["net"]),
       versions=versions(), device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
       compile_s=compile_s, run_s=run_s, s_per_step=run_s / max(steps_run, 1), wall_s=None,
-      steps_run=steps_run, ended=ended, num_nonfinite=np.asarray(state.num_nonfinite).tolist(),
+      steps_run=steps_run, ended=ended, memory_estimate_bytes=memory_estimate, program_bytes=program_bytes, num_nonfinite=np.asarray(state.num_nonfinite).tolist(),
       baseline_s=baseline_s, num_rollbacks=np.asarray(state.num_rollbacks).tolist(),
       summary=summary, curves={k: np.asarray(v).tolist() for k, v in curves._asdict().items()},
       files=sorted(os.path.relpath(os.path.join(r, f), out_dir) for r, _, fs in os.walk(out_dir) for f in fs

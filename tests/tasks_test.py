@@ -291,3 +291,16 @@ def test_two_processes_with_the_same_seed_agree_bit_for_bit(tmp_path):
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
   curves = [json.loads((tmp_path / r / "metrics.json").read_text())["curves"] for r in ("a", "b")]
   assert curves[0] == curves[1]
+
+
+def test_a_run_that_will_not_fit_in_memory_is_refused_before_it_runs(tmp_path, monkeypatch):
+  import dipjax
+  monkeypatch.setattr(dipjax.memory, "available_bytes", lambda device=None: 1_000_000)
+  message = error_of("denoise", ["--preset=tiny", "--steps=2", f"--out_dir={tmp_path / 'o'}"])
+  assert "GiB but only" in message and "fewer --seeds" in message and "--crop" in message
+  assert not (tmp_path / "o" / "output.png").exists()
+  monkeypatch.setattr(dipjax.memory, "estimate_bytes", lambda *a, **k: 10 ** 14)
+  monkeypatch.setattr(dipjax.memory, "available_bytes", lambda device=None: 10 ** 12)
+  image = save(tmp_path / "big.png", smooth_image(300, 300))
+  message = error_of("denoise", ["--preset=tiny", "--steps=2", f"--image={image}", f"--out_dir={tmp_path / 'o'}"])
+  assert "needs about 93132.3 GiB" in message  # refused from the estimate, before compiling
