@@ -97,6 +97,9 @@ flags.DEFINE_integer("checkpoint_every", 0, "Write out_dir/checkpoint.msgpack (t
                      "boundary at or after every this many steps (0: never).")
 flags.DEFINE_bool("resume", False, "Continue from out_dir/checkpoint.msgpack (same flags and inputs): the result is "
                   "bit-identical to a run that was never interrupted.")
+flags.DEFINE_integer("tile", 0, "Fit the image in overlapping tiles of this size (all in one batched program) and "
+                     "blend them; for images too large to fit at once (not for super_resolution). 0: no tiling.")
+flags.DEFINE_integer("tile_overlap", 32, "Overlap of neighbouring tiles in pixels (blended with linear ramps).")
 flags.DEFINE_integer("max_nonfinite", 50, "End the run when this many steps in a row were non-finite (diverged).")
 
 # The corruption flags each task accepts; others are refused rather than silently ignored.
@@ -147,7 +150,7 @@ class Problem:
 
   target: np.ndarray  # x0: what A(restored) is fitted to; (H, W, C), or (H/f, W/f, C) for super-resolution
   size: tuple[int, int]  # (H, W) of the restored image
-  operator: Callable[[jax.Array], jax.Array]  # A: restored (H, W, C) -> target space (jit-friendly)
+  operator: Callable  # A(x, mask): restored (H, W, C) -> target space; `mask` is the (window of the) mask or None
   input_view: np.ndarray  # (H, W, C): the corrupted input shown in the strip and saved as input.png's preview
   input_image: np.ndarray  # what input.png holds (the observation as given)
   input_label: str  # "noisy", "JPEG", "low-res", ...
@@ -266,33 +269,63 @@ def versions() -> dict:
   return out
 
 
-def build_fit(preset: presets_lib.TaskPreset, problem: Problem, *, stopping: tuple = ()):
-  """The model, canvas and fit loop of ``problem`` under ``preset`` (tracking the ``stopping`` criteria)."""
+def build_fit(preset: presets_lib.TaskPreset, problem: Problem, *, stopping: tuple = (),
+              size: Optional[tuple[int, int]] = None):
+  """The model, canvas, base loop and ``loop_for(mask)`` of ``problem`` (or of its ``size`` windows) under ``preset``.
+
+  ``loop_for(mask)`` builds the fit loop whose forward operator is
+  ``problem.operator(crop(x), mask)``, so one compiled program serves every window
+  (the mask is an argument, not a constant); ``init``/``render``/``unravel`` do not
+  depend on it.
+  """
+  size = tuple(size or problem.size)
   channels = problem.target.shape[-1]
   model = dipjax.get_model(preset.model, out_channels=channels)
-  canvas = canvas_lib.canvas_for(model, problem.size)
-  forward = lambda x: problem.operator(canvas.crop(x))
+  canvas = canvas_lib.canvas_for(model, size)
   input_kind = "noise" if preset.input_kind == "image" else preset.input_kind
-  loop = dipjax.make_fit_loop(model, forward=forward, readout=canvas.crop, learning_rate=preset.learning_rate,
-                              reg_noise_std=preset.reg_noise_std, ema_decay=preset.ema_decay,
-                              guard_every=preset.guard_every, input_kind=input_kind,
-                              input_channels=preset.input_channels, stopping=stopping)
-  z = None
-  if preset.input_kind == "image":
-    if problem.z_image is None:
-      raise ValueError(f"preset {preset.task} uses an image as the network input, but none was given.")
-    z = jnp.asarray(canvas.pad(problem.z_image), jnp.float32)
-  dipjax.check_fit_inputs(model, jnp.asarray(problem.target), forward=forward, readout=canvas.crop,
-                          clean=None if problem.clean is None else jnp.asarray(problem.clean),
-                          z=z, out_shape=(canvas.height, canvas.width))
-  return model, canvas, loop, z
+
+  def loop_for(mask):
+    return dipjax.make_fit_loop(model, forward=lambda x: problem.operator(canvas.crop(x), mask), readout=canvas.crop,
+                                learning_rate=preset.learning_rate, reg_noise_std=preset.reg_noise_std,
+                                ema_decay=preset.ema_decay, guard_every=preset.guard_every, input_kind=input_kind,
+                                input_channels=preset.input_channels, stopping=stopping)
+
+  if preset.input_kind == "image" and problem.z_image is None:
+    raise ValueError(f"preset {preset.task} uses an image as the network input, but none was given.")
+  return model, canvas, loop_for(None), loop_for
+
+
+def _cut(array, corners, hw):
+  if array is None:
+    return None
+  h, w = hw
+  return np.stack([np.asarray(array)[y:y + h, x:x + w] for y, x in corners])
+
+
+def _per_fit_to_per_seed(curves, tiles: int, seeds: int):
+  """Curves of ``tiles x seeds`` fits -> per seed: losses averaged, PSNRs from the mean squared error over tiles."""
+  if tiles == 1:
+    return curves
+  def reduce(name, a):
+    a = np.asarray(a).reshape((tiles, seeds) + np.shape(a)[1:])
+    if a.dtype == bool:
+      return a.any(axis=0)
+    if name.startswith("psnr") or name.startswith("ema_psnr"):
+      with np.errstate(divide="ignore"):
+        return -10.0 * np.log10(np.mean(10.0 ** (-a / 10.0), axis=0))
+    return a.mean(axis=0)
+  return type(curves)(**{k: reduce(k, v) for k, v in curves._asdict().items()})
 
 
 def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1, seed: int = 0,
              out_dir: str, chunk: int = 100, save_every: int = 0, baselines: bool = False,
              stop: StopOptions = StopOptions(), checkpoint_every: int = 0, resume: bool = False,
+             tile: int = 0, tile_overlap: int = 32,
              config: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
   """Fits ``problem`` with ``preset`` for ``seeds`` seeds and writes every output into ``out_dir``.
+
+  With ``tile > 0`` the image is cut into overlapping ``tile x tile`` windows
+  (``dipjax.tiling``) fitted in one batched program and blended back.
 
   Returns the dictionary saved as ``metrics.json``.
   """
@@ -305,13 +338,29 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
     raise ValueError(f"`save_every` must be >= 0, got {save_every}.")
   if checkpoint_every < 0:
     raise ValueError(f"`checkpoint_every` must be >= 0, got {checkpoint_every}.")
+  if tile < 0:
+    raise ValueError(f"`tile` must be >= 0, got {tile}.")
   ensure_writable(out_dir)
+  if tile:
+    if problem.target.shape[:2] != tuple(problem.size):
+      raise ValueError(f"--tile is not supported for {preset.task} (its observation is not pixel-aligned with the "
+                       "output); use --crop.")
+    if tile < MIN_SIZE:
+      raise ValueError(f"--tile must be at least {MIN_SIZE}, got {tile}.")
+    corners = dipjax.tiling.windows(problem.size, tile=tile, overlap=tile_overlap)
+    win = (tile, tile)
+  else:
+    corners, win = [(0, 0)], tuple(problem.size)
+  n_tiles = len(corners)
+  batch = n_tiles * seeds  # fits, tile-major: fit b is tile b // seeds, seed b % seeds
   criteria = stop.criteria(problem.noise_sigma)
   primary = [c.name for c in criteria].index(stop.criterion)
-  model, canvas, loop, z = build_fit(preset, problem, stopping=criteria)
+  model, canvas, loop, loop_for = build_fit(preset, problem, stopping=criteria, size=win)
   if canvas.padded:
-    log(f"image {problem.size[1]}x{problem.size[0]} fitted on a {canvas.width}x{canvas.height} canvas "
+    log(f"image {win[1]}x{win[0]} fitted on a {canvas.width}x{canvas.height} canvas "
         f"(the network needs {model.min_size}+ px, multiples of {model.size_multiple}); the output is cropped back")
+  if n_tiles > 1:
+    log(f"{n_tiles} tiles of {tile}x{tile} (overlap {tile_overlap}) x {seeds} seed(s) = {batch} fits in one program")
 
   baseline_images, baseline_s = {}, {}
   if baselines:
@@ -321,41 +370,68 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
       baseline_s[name] = time.perf_counter() - t0
       log(f"baseline {name}: {baseline_s[name]:.1f} s")
 
-  target = jnp.asarray(problem.target, jnp.float32)
-  clean_j = None if problem.clean is None else jnp.asarray(problem.clean, jnp.float32)
-  keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1), seeds)
+  rep = lambda a: None if a is None else jnp.asarray(np.repeat(a, seeds, axis=0), jnp.float32)
+  targets = rep(_cut(problem.target, corners, win))
+  cleans = rep(_cut(problem.clean, corners, win))
+  masks = rep(_cut(problem.mask, corners, win))
+  z_images = None
+  if preset.input_kind == "image":
+    z_images = rep(np.stack([canvas.pad(t) for t in _cut(problem.z_image, corners, win)]))
+  dipjax.check_fit_inputs(model, targets[0], forward=lambda x: problem.operator(canvas.crop(x), masks[0] if masks
+                                                                                 is not None else None),
+                          readout=canvas.crop, clean=None if cleans is None else cleans[0],
+                          z=None if z_images is None else z_images[0], out_shape=(canvas.height, canvas.width))
+  seed_keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1), seeds)
+  if n_tiles == 1:
+    keys = seed_keys
+  else:
+    keys = jnp.concatenate([jax.vmap(lambda k, t=t: jax.random.fold_in(k, t))(seed_keys) for t in range(n_tiles)])
   out_hw = (canvas.height, canvas.width)
-  init = jax.jit(lambda ks: jax.vmap(lambda k: loop.init(k, out_hw, z=z))(ks))
+  init = jax.jit(lambda ks, zs: jax.vmap(lambda k, zi: loop.init(k, out_hw, z=zi))(ks, zs))
   chunk_len = save_every if save_every else chunk
   lengths = sorted({min(chunk_len, preset.steps), preset.steps % chunk_len or min(chunk_len, preset.steps)})
 
   def make_program(n):
-    return jax.jit(lambda st: dipjax.map_seeds(lambda s: loop.run(s, target, clean=clean_j, num_steps=n)[:2], st))
+    def one(args):
+      st, tg, cl, mk = args
+      return loop_for(mk).run(st, tg, clean=cl, num_steps=n)[:2]
+    return jax.jit(lambda st, tg, cl, mk: dipjax.map_seeds(one, (st, tg, cl, mk)))
 
-  group = 1 if jax.default_backend() == "cpu" else seeds  # dipjax.map_seeds' default
+  group = 1 if jax.default_backend() == "cpu" else batch  # dipjax.map_seeds' default
+  what = f"this run ({batch} fit(s) of {canvas.width}x{canvas.height})"
   memory_estimate = None
   if canvas.height * canvas.width * group > PROBE_ABOVE_PIXELS:
     side = max(32, model.min_size, model.size_multiple)
     per_group = dipjax.memory.estimate_bytes(loop, out_hw, channels=problem.target.shape[-1], seeds=group,
                                              probe=(side, side))
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(
-        jax.eval_shape(lambda k: loop.init(k, out_hw, z=z), jax.random.key(0))) if hasattr(x, "size"))
-    memory_estimate = per_group + 2 * (seeds - group) * state_bytes
+        jax.eval_shape(lambda k: loop.init(k, out_hw, z=None if z_images is None else z_images[0]),
+                       jax.random.key(0))) if hasattr(x, "size"))
+    memory_estimate = per_group + 2 * (batch - group) * state_bytes
     log(f"memory estimate before compiling: {memory_estimate / 2**30:.2f} GiB")
-    dipjax.memory.check_fits(memory_estimate, what=f"this run ({seeds} seed(s), {canvas.width}x{canvas.height})")
+    dipjax.memory.check_fits(memory_estimate, what=what)
   t0 = time.perf_counter()
-  state = init(keys)
-  programs = {n: make_program(n).lower(state).compile() for n in lengths}
+  state = init(keys, z_images)
+  programs = {n: make_program(n).lower(state, targets, cleans, masks).compile() for n in lengths}
   program_bytes = max(dipjax.memory.program_bytes(c) for c in programs.values())
-  dipjax.memory.check_fits(program_bytes, what=f"this run ({seeds} seed(s), {canvas.width}x{canvas.height})")
-  render = jax.jit(lambda st: canvas.crop(loop.render(jax.tree_util.tree_map(lambda a: a[0], st))))
+  dipjax.memory.check_fits(program_bytes, what=what)
+  render_all = jax.jit(jax.vmap(lambda s: canvas.crop(loop.render(s))))
   compile_s = time.perf_counter() - t0
-  log(f"compiled in {compile_s:.1f} s; fitting {preset.steps} steps x {seeds} seed(s) on "
+  log(f"compiled in {compile_s:.1f} s; fitting {preset.steps} steps x {batch} fit(s) on "
       f"{jax.devices()[0].device_kind} ({jax.default_backend()})")
+
+  def per_seed(images):  # (batch, h, w, C) -> (seeds, H, W, C)
+    images = np.asarray(images)
+    if n_tiles == 1:
+      return images
+    by_tile = images.reshape((n_tiles, seeds) + images.shape[1:])
+    return np.stack([dipjax.tiling.blend(by_tile[:, s], corners, problem.size, overlap=tile_overlap)
+                     for s in range(seeds)])
 
   curves, done, t_run, ended = [], 0, time.perf_counter(), None
   ckpt_path = os.path.join(out_dir, "checkpoint.msgpack")
   ckpt_config = dict(preset=preset.to_dict(), seeds=seeds, seed=seed, stop=[list(c) for c in criteria],
+                     tile=tile, tile_overlap=tile_overlap if tile else None,
                      target_sha256=_sha256(problem.target), clean_sha256=_sha256(problem.clean),
                      z_sha256=_sha256(problem.z_image), mask_sha256=_sha256(problem.mask))
   if resume:
@@ -366,7 +442,7 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
     log(f"resumed from {ckpt_path} at step {done}")
   while done < preset.steps:
     n = min(chunk_len, preset.steps - done)
-    state, m = jax.block_until_ready(programs[n](state))
+    state, m = jax.block_until_ready(programs[n](state, targets, cleans, masks))
     curves.append(m)
     done += n
     if checkpoint_every and (done // checkpoint_every > (done - n) // checkpoint_every or done == preset.steps):
@@ -374,30 +450,35 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
                 for k in dipjax.StepMetrics._fields}
       dipjax.checkpoint.save(ckpt_path, state, config=ckpt_config, extra=so_far)
     last = {k: float(np.asarray(v)[0, -1]) for k, v in m._asdict().items() if np.ndim(v) == 2}
-    log(progress_line(done, preset.steps, time.perf_counter() - t_run, last, has_clean=clean_j is not None))
+    log(progress_line(done, preset.steps, time.perf_counter() - t_run, last, has_clean=cleans is not None))
     if save_every and done % save_every == 0:
-      image_io.save_image(os.path.join(out_dir, "steps", f"output_{done:06d}.png"), np.asarray(render(state)))
+      image_io.save_image(os.path.join(out_dir, "steps", f"output_{done:06d}.png"),
+                          per_seed(render_all(state))[0])
     streak = np.asarray(state.nonfinite_streak)
     if streak.max() >= stop.max_nonfinite:
-      ended = (f"the optimisation diverged: {int(streak.max())} non-finite steps in a row (seed "
+      ended = (f"the optimisation diverged: {int(streak.max())} non-finite steps in a row (fit "
                f"{int(streak.argmax())}) by step {done}; the outputs of the last good state were written; "
                "lower --lr or check the input")
       log(f"error: {ended}")
       break
     if stop.early_stop and bool(np.all(np.asarray(state.stop[primary].stopped))):
       at = np.asarray(state.stop[primary].stopped_at).tolist()
-      log(f"early stop: {stop.criterion} fired for every seed (at steps {at}); ending at step {done}")
+      log(f"early stop: {stop.criterion} fired for every fit (at steps {at}); ending at step {done}")
       break
   run_s = time.perf_counter() - t_run
   steps_run = done
   curves = jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(x) for x in a], axis=1), *curves)
+  curves = _per_fit_to_per_seed(curves, n_tiles, seeds)
 
-  outputs = np.asarray(jax.jit(jax.vmap(lambda s: canvas.crop(loop.render(s))))(state))
-  emas = np.asarray(jax.vmap(canvas.crop)(state.ema))
-  detected = np.asarray(jax.vmap(canvas.crop)(state.stop[primary].output))
-  never = np.asarray(state.stop[primary].best_step) == 0  # nothing detected (yet): keep the last output
-  detected = np.where(never[:, None, None, None], outputs, detected)
-  results = {"output": outputs[0], "ema": emas[0], "stopped": detected[0]}
+  rendered = np.asarray(render_all(state))
+  outputs = per_seed(rendered)
+  emas = per_seed(jax.vmap(canvas.crop)(state.ema))
+  detected_images = []
+  for st in state.stop:
+    d = np.asarray(jax.vmap(canvas.crop)(st.output))
+    never = np.asarray(st.best_step) == 0  # nothing detected (yet): keep the last output
+    detected_images.append(per_seed(np.where(never[:, None, None, None], rendered, d)))
+  results = {"output": outputs[0], "ema": emas[0], "stopped": detected_images[primary][0]}
   if seeds > 1:
     results["ensemble"] = outputs.mean(axis=0)
     results["ensemble_ema"] = emas.mean(axis=0)
@@ -418,7 +499,7 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
     image_io.save_image(join("clean.png"), problem.clean, bit_depth=bit_depth)
 
   summary = _summary(problem, results, outputs, emas, baseline_images, curves)
-  summary["stopping"] = _stopping_summary(criteria, state.stop, curves, primary)
+  summary["stopping"] = _stopping_summary(criteria, state.stop, curves, primary, detected_images, problem.clean)
   strip = [(problem.input_view, problem.input_label)] + [(im, name.replace("_", " ")) for name, im in results.items()]
   strip += [(im, name) for name, im in baseline_images.items()]
   if problem.clean is not None:
@@ -429,18 +510,21 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
   image_io.save_strip(join("comparison.png"), [im for im, _ in strip], [lb for _, lb in strip])
   from dipjax import plotting  # matplotlib is imported only when a plot is drawn
   plotting.plot_curves(join("curves.png"), loss=curves.loss, psnr_target=curves.psnr_target,
-                       psnr_clean=curves.psnr_clean if clean_j is not None else None,
-                       ema_psnr_clean=curves.ema_psnr_clean if clean_j is not None else None,
-                       title=f"{preset.task}: {problem.size[1]}x{problem.size[0]}, {seeds} seed(s)")
+                       psnr_clean=curves.psnr_clean if cleans is not None else None,
+                       ema_psnr_clean=curves.ema_psnr_clean if cleans is not None else None,
+                       title=f"{preset.task}: {problem.size[1]}x{problem.size[0]}, {seeds} seed(s)"
+                             + (f", {n_tiles} tiles" if n_tiles > 1 else ""))
 
   metrics = dict(
       task=preset.task, preset=preset.to_dict(), config=config or {}, source=problem.source,
       seeds=seeds, seed=seed, image_size=list(problem.size), channels=int(problem.target.shape[-1]),
-      canvas=[canvas.height, canvas.width],
+      canvas=[canvas.height, canvas.width], tiles=dict(count=n_tiles, size=tile, overlap=tile_overlap,
+                                                       corners=corners) if tile else None,
       model_params=dipjax.count_params(loop.unravel(jax.tree_util.tree_map(lambda a: a[0], state))["net"]),
       versions=versions(), device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
       compile_s=compile_s, run_s=run_s, s_per_step=run_s / max(steps_run, 1), wall_s=None,
-      steps_run=steps_run, ended=ended, memory_estimate_bytes=memory_estimate, program_bytes=program_bytes, num_nonfinite=np.asarray(state.num_nonfinite).tolist(),
+      steps_run=steps_run, ended=ended, memory_estimate_bytes=memory_estimate, program_bytes=program_bytes,
+      num_nonfinite=np.asarray(state.num_nonfinite).tolist(),
       baseline_s=baseline_s, num_rollbacks=np.asarray(state.num_rollbacks).tolist(),
       summary=summary, curves={k: np.asarray(v).tolist() for k, v in curves._asdict().items()},
       files=sorted(os.path.relpath(os.path.join(r, f), out_dir) for r, _, fs in os.walk(out_dir) for f in fs
@@ -458,17 +542,17 @@ def _sha256(array) -> Optional[str]:
   return hashlib.sha256(np.ascontiguousarray(np.asarray(array, np.float32)).tobytes()).hexdigest()
 
 
-def _stopping_summary(criteria, stop_states, curves, primary: int) -> dict:
-  """Per criterion and seed: detected step, whether it fired, and PSNRs at detected / best (oracle) / last step."""
+def _stopping_summary(criteria, stop_states, curves, primary: int, detected_images, clean) -> dict:
+  """Per criterion: detected step and firing per fit; with ground truth, per seed the PSNR of the detected output
+  (blended over tiles) and of the per-step output at the best (oracle) and last steps."""
   out = {"primary": criteria[primary].name}
   curve = np.asarray(curves.psnr_clean)
-  for criterion, st in zip(criteria, stop_states):
-    steps = np.asarray(st.best_step).tolist()
-    entry = dict(detected_step=steps, fired=np.asarray(st.stopped).tolist(),
+  for criterion, st, images in zip(criteria, stop_states, detected_images):
+    entry = dict(detected_step=np.asarray(st.best_step).tolist(), fired=np.asarray(st.stopped).tolist(),
                  fired_at=np.asarray(st.stopped_at).tolist(), patience=criterion.patience)
-    if np.isfinite(curve).any():
-      # Nothing detected (yet): the run's result is its last output, so that is what is scored.
-      entry["psnr_detected"] = [float(c[s - 1]) if s > 0 else float(c[-1]) for c, s in zip(curve, steps)]
+    if clean is not None:
+      # Nothing detected (yet) for a fit: its result is its last output, so that is what is scored.
+      entry["psnr_detected"] = [float(dipjax.psnr(jnp.asarray(im), jnp.asarray(clean))) for im in images]
       entry["psnr_best"] = [float(np.nanmax(c)) for c in curve]
       entry["psnr_last"] = [float(c[-1]) for c in curve]
       entry["gap_to_best"] = [b - d for b, d in zip(entry["psnr_best"], entry["psnr_detected"])]
@@ -564,7 +648,8 @@ def make_main(task: str, make_problem: Callable[..., Problem], bundled: str):
                          stop=StopOptions(criterion=FLAGS.stop_criterion, patience=FLAGS.stop_patience,
                                           window=FLAGS.stop_window, early_stop=FLAGS.early_stop,
                                           max_nonfinite=FLAGS.max_nonfinite),
-                         checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
+                         checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume, tile=FLAGS.tile,
+                         tile_overlap=FLAGS.tile_overlap,
                          log=lambda m: print(m, flush=True))
     except ValueError as e:
       raise SystemExit(f"error: {e}") from None

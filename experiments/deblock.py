@@ -18,7 +18,6 @@ from absl import app
 
 import jax
 
-import dipjax
 from dipjax import baselines, image_io
 from experiments import common
 from experiments.common import Problem
@@ -42,7 +41,7 @@ def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
       common.check_same_size("--image", jpeg, "--clean", clean)
       clean = common.match_channels("--clean", clean, jpeg.shape[-1])
     source = {}
-  return Problem(target=jpeg, size=jpeg.shape[:2], operator=dipjax.identity, input_view=jpeg, input_image=jpeg,
+  return Problem(target=jpeg, size=jpeg.shape[:2], operator=lambda x, mask: x, input_view=jpeg, input_image=jpeg,
                  input_label="JPEG", clean=clean, info=inputs.info, source=source,
                  baselines={k: functools.partial(fn, jpeg) for k, fn in baselines.DENOISERS.items()})
 

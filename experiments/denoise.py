@@ -23,7 +23,6 @@ from absl import app
 import jax
 import numpy as np
 
-import dipjax
 from dipjax import baselines, degradations
 from experiments import common
 from experiments.common import Problem
@@ -48,7 +47,7 @@ def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
       clean = common.match_channels("--clean", clean, noisy.shape[-1])
     sigma = common.estimate_noise_sigma(noisy)
     source = {"estimated_sigma_255": sigma * 255.0}
-  return Problem(target=noisy, size=noisy.shape[:2], operator=dipjax.identity, input_view=noisy, input_image=noisy,
+  return Problem(target=noisy, size=noisy.shape[:2], operator=lambda x, mask: x, input_view=noisy, input_image=noisy,
                  input_label="noisy", clean=clean, info=inputs.info, source=source, noise_sigma=sigma,
                  baselines={k: functools.partial(fn, noisy) for k, fn in baselines.DENOISERS.items()})
 

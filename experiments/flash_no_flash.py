@@ -24,7 +24,6 @@ from absl import app
 import jax
 import numpy as np
 
-import dipjax
 from dipjax import baselines, degradations
 from experiments import common
 from experiments.common import Problem
@@ -65,7 +64,7 @@ def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
       common.check_same_size("--image", noflash, "--clean", clean)
       clean = common.match_channels("--clean", clean, noflash.shape[-1])
     source = {}
-  return Problem(target=noflash, size=noflash.shape[:2], operator=dipjax.identity, input_view=noflash,
+  return Problem(target=noflash, size=noflash.shape[:2], operator=lambda x, mask: x, input_view=noflash,
                  input_image=noflash, input_label="no flash", clean=clean, z_image=flash, info=inputs.info,
                  source=source, baselines={"nlm": functools.partial(baselines.non_local_means, noflash)})
 

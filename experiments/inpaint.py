@@ -69,8 +69,7 @@ def masked_problem(inputs: common.Inputs, *, synthetic_mask, label: str, what: s
     raise ValueError("the mask has no known pixel (it is all black); white marks the pixels to keep.")
   source["known_fraction"] = known
   observed = image * mask
-  mask_j = jax.numpy.asarray(mask)
-  return Problem(target=observed.astype(np.float32), size=image.shape[:2], operator=lambda x: x * mask_j,
+  return Problem(target=observed.astype(np.float32), size=image.shape[:2], operator=lambda x, m: x * m,
                  input_view=observed, input_image=observed, input_label=f"{label} ({known:.0%} known)",
                  clean=clean, mask=mask, info=inputs.info, source=source,
                  baselines={"biharmonic": lambda: baselines.biharmonic(observed, mask)})

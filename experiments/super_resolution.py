@@ -63,7 +63,7 @@ def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
   h, w = low.shape[:2]
   nearest = np.repeat(np.repeat(low, f, axis=0), f, axis=1)
   return Problem(target=low, size=(h * f, w * f),
-                 operator=lambda x: dipjax.downsample(x, f, kernel_type=kernel),
+                 operator=lambda x, mask: dipjax.downsample(x, f, kernel_type=kernel),
                  input_view=nearest, input_image=low, input_label=f"low-res x{f} (nearest)", clean=clean,
                  info=inputs.info, sr_factor=f, source=source,
                  baselines={"bicubic": lambda: baselines.bicubic_upscale(low, f)})

@@ -199,3 +199,28 @@ def test_save_strip_enlarges_small_tiles_and_wraps_captions(tmp_path):
   image_io.save_strip(str(tmp_path / "s.png"), images, ["a long caption that needs two lines", "b"])
   with Image.open(tmp_path / "s.png") as im:
     assert im.size[0] == 2 * 16 * 12 + 4 and im.size[1] > 16 * 12 + 2 * 15
+
+
+# --- tiling ------------------------------------------------------------------------------------------------------
+
+
+def test_tiles_cover_the_image_and_blending_cut_tiles_gives_it_back():
+  from dipjax import tiling
+  image = smooth(100, 70)
+  corners = tiling.windows((100, 70), tile=40, overlap=10)
+  covered = np.zeros((100, 70), bool)
+  for y, x in corners:
+    assert 0 <= y <= 60 and 0 <= x <= 30
+    covered[y:y + 40, x:x + 40] = True
+  assert covered.all()
+  tiles = np.stack([image[y:y + 40, x:x + 40] for y, x in corners])
+  np.testing.assert_allclose(tiling.blend(tiles, corners, (100, 70), overlap=10), image, atol=1e-6)
+  # Overlapping tiles with different values are averaged with weights that fall off toward each tile's edge.
+  ones = np.ones((2, 40, 40, 1), np.float32)
+  two = tiling.blend(np.concatenate([ones * 0, ones[:1] * 1]), [(0, 0), (0, 30)], (40, 70), overlap=10)
+  assert two[0, 0, 0] == 0 and two[0, 69, 0] == 1 and 0 < two[0, 35, 0] < 1
+  assert np.all(np.diff(two[0, 30:40, 0]) > 0)  # a ramp across the overlap
+  with pytest.raises(ValueError, match="larger than"):
+    tiling.windows((30, 70), tile=40, overlap=10)
+  with pytest.raises(ValueError, match="overlap < tile"):
+    tiling.starts(100, 40, 40)

@@ -168,6 +168,24 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, caps
   assert "not a dipjax checkpoint" in error_of("denoise", args + ["--resume", f"--out_dir={tmp_path / 'bad'}"])
 
 
+def test_tiled_run_blends_tiles_back_to_the_full_image(tmp_path, capsys):
+  image = save(tmp_path / "c.png", smooth_image(48, 64))
+  out = tmp_path / "tiled"
+  run_main("denoise", ["--preset=tiny", "--steps=4", "--tile=32", "--tile_overlap=8", "--seeds=2", f"--clean={image}",
+                       f"--out_dir={out}"])
+  assert "6 tiles of 32x32 (overlap 8) x 2 seed(s) = 12 fits" in capsys.readouterr().out
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert metrics["tiles"]["count"] == 6 and metrics["canvas"] == [32, 32]
+  assert np.asarray(metrics["curves"]["psnr_clean"]).shape == (2, 4)  # per seed, over all tiles
+  for name in ("output.png", "ema.png", "stopped.png", "ensemble.png"):
+    assert Image.open(out / name).size == (64, 48), name
+  assert np.isfinite(metrics["summary"]["psnr"]["output"])
+  assert "not supported for super_resolution" in error_of("super_resolution", ["--preset=tiny", "--tile=32",
+                                                                               f"--out_dir={tmp_path / 'sr'}"])
+  assert "larger than the 64x48 image" in error_of("denoise", ["--preset=tiny", "--tile=50", f"--clean={image}",
+                                                              f"--out_dir={tmp_path / 'x'}"])
+
+
 def test_odd_size_gray_16_bit_image_comes_back_at_its_size_and_mode(tmp_path, capsys):
   # 37x53 gray 16-bit: an odd, non-square size and a 16-bit mode, both kept in the output.
   clean = smooth_image(37, 53, 1)
