@@ -5,7 +5,7 @@ Data convention: images are float32 arrays of shape ``(H, W, C)`` with values in
 image and one seed; batch with ``jax.vmap``.
 """
 
-from dipjax import baselines, canvas, checkpoint, memory, presets, stopping, tiling
+from dipjax import baselines, batch, canvas, checkpoint, memory, presets, stopping, tiling
 from dipjax.canvas import Canvas, canvas_for
 from dipjax.conv import conv2d
 from dipjax.degradations import add_gaussian_noise, apply_mask, bernoulli_mask, masked_mse
@@ -22,7 +22,7 @@ from dipjax.models import (PRESETS, SkipNet, count_params, get_model, skip_deblo
 __version__ = "0.1.0"
 
 __all__ = [
-    "Canvas", "canvas_for", "baselines", "canvas", "checkpoint", "memory", "presets", "stopping", "tiling",
+    "Canvas", "canvas_for", "baselines", "batch", "canvas", "checkpoint", "memory", "presets", "stopping", "tiling",
     "FitLoop", "FitResult", "FitState", "PRESETS", "SkipNet", "Snapshots", "StepMetrics", "add_gaussian_noise",
     "apply_mask", "bernoulli_mask", "check_fit_inputs", "conv2d", "count_params", "masked_mse",
     "downsample", "ensemble", "fit_seeds", "get_model", "identity", "kernel_1d", "make_fit", "make_fit_loop", "map_seeds",

@@ -65,6 +65,7 @@ class FitState(NamedTuple):
   z: jax.Array  # (H, W, C_in) float32: the fixed network input (the initial value when it is optimised)
   key: jax.Array  # PRNG key of the per-step input perturbation; step t uses fold_in(key, t)
   stop: tuple  # one dipjax.stopping.StopState per stopping criterion (empty without criteria)
+  hyper: dict  # numeric hyper-parameters of this fit as () float32 arrays (vmappable): 'learning_rate', 'reg_noise_std'
   num_nonfinite: jax.Array  # () int32: steps whose loss, gradient or update was NaN/inf (skipped)
   nonfinite_streak: jax.Array  # () int32: such steps in a row up to now (0 after a good step)
 
@@ -185,7 +186,11 @@ def make_fit_loop(
   for c in stopping:
     if not all(hasattr(c, a) for a in ("init_aux", "score", "patience", "name")):
       raise ValueError(f"`stopping` must hold dipjax.stopping criteria, got {c!r}.")
-  tx = optimizer if optimizer is not None else optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+  # The default optimiser is Adam with the learning rate read from the carry (FitState.hyper), so a batch of fits
+  # can use different rates in one program; bit-identical to optax.adam(learning_rate) (= scale_by_adam, then
+  # a multiplication by -learning_rate).
+  default_adam = optimizer is None
+  tx = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8) if default_adam else optimizer
   loss_fn = loss if loss is not None else metrics_lib.mse
   use_guard = guard_every > 0
 
@@ -205,7 +210,16 @@ def make_fit_loop(
                                      structure(jax.ShapeDtypeStruct(z_shape, jnp.float32)))
     return ravel_pytree(example)[1]
 
-  def init(key: jax.Array, out_shape: tuple[int, int], *, z: Optional[jax.Array] = None) -> FitState:
+  def init(key: jax.Array, out_shape: tuple[int, int], *, z: Optional[jax.Array] = None,
+           hyper: Optional[dict] = None) -> FitState:
+    """``hyper`` overrides this fit's ``learning_rate``/``reg_noise_std`` (scalars, may be traced: vmap over them)."""
+    values = {"learning_rate": learning_rate, "reg_noise_std": reg_noise_std}
+    for name, value in (hyper or {}).items():
+      if name not in values:
+        raise ValueError(f"`hyper` takes {sorted(values)}, got {name!r}.")
+      if name == "learning_rate" and not default_adam:
+        raise ValueError("`hyper['learning_rate']` needs the default optimiser (a custom `optimizer` has its own).")
+      values[name] = value
     init_key, input_key, perturb_key = jax.random.split(key, 3)
     if z is None:
       z = inputs_lib.make_input(input_key, tuple(out_shape), channels=input_channels, kind=input_kind,
@@ -233,6 +247,7 @@ def make_fit_loop(
         stop=tuple(stopping_lib.init(c, out_struct.shape) for c in stopping),
         num_nonfinite=jnp.zeros((), jnp.int32),
         nonfinite_streak=jnp.zeros((), jnp.int32),
+        hyper={k: jnp.asarray(v, jnp.float32) for k, v in values.items()},
     )
 
   def render(state: FitState) -> jax.Array:
@@ -249,8 +264,8 @@ def make_fit_loop(
     def objective(params):
       tree = unravel_params(params)
       z = net_input(tree, state)
-      if reg_noise_std > 0:
-        z = inputs_lib.perturb_input(noise_key, z, std=reg_noise_std)
+      # z + σ_p ε_t with σ_p from the carry (σ_p = 0 gives z exactly).
+      z = inputs_lib.perturb_input(noise_key, z, std=state.hyper["reg_noise_std"])
       out = model.apply({"params": tree["net"]}, z)
       pred = forward(out)
       return loss_fn(pred, target), (out, pred)
@@ -260,6 +275,8 @@ def make_fit_loop(
     ema = jnp.where(first, out, ema_decay * state.ema + (1.0 - ema_decay) * out)
     psnr_target = metrics_lib.psnr(pred, target)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    if default_adam:
+      updates = -state.hyper["learning_rate"] * updates
     base, guard_params, guard_psnr = state.params, state.guard_params, state.guard_psnr
     rolled_back = jnp.zeros((), bool)
     if use_guard:
@@ -301,6 +318,7 @@ def make_fit_loop(
         stop=tuple(stop),
         num_nonfinite=state.num_nonfinite,
         nonfinite_streak=jnp.zeros((), jnp.int32),
+        hyper=state.hyper,
     )
     # A non-finite step changes nothing but the counters: keep every other field of the old state.
     sel = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)

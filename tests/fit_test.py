@@ -267,3 +267,32 @@ def test_any_linen_module_can_be_fitted(target):
   r = fit(jax.random.key(0), target)
   assert r.output.shape == target.shape
   assert float(r.metrics.loss[-1]) < float(r.metrics.loss[0])
+
+
+def test_default_adam_reads_the_rate_from_the_carry_and_equals_optax_adam():
+  import optax
+  target = jax.random.uniform(jax.random.key(2), (24, 24, 3))
+  ours = dipjax.make_fit(dipjax.skip_tiny(), num_steps=5, input_channels=4, learning_rate=0.02, reg_noise_std=0.05)
+  theirs = dipjax.make_fit(dipjax.skip_tiny(), num_steps=5, input_channels=4, reg_noise_std=0.05,
+                           optimizer=optax.adam(0.02, b1=0.9, b2=0.999, eps=1e-8))
+  a, b = ours(jax.random.key(0), target), theirs(jax.random.key(0), target)
+  np.testing.assert_array_equal(np.asarray(a.state.params), np.asarray(b.state.params))
+  np.testing.assert_array_equal(np.asarray(a.output), np.asarray(b.output))
+
+
+def test_per_fit_hyper_parameters_equal_static_ones_and_vmap():
+  target = jax.random.uniform(jax.random.key(2), (24, 24, 3))
+  run = lambda loop, st: jax.jit(lambda s: loop.run(s, target, num_steps=4)[0])(st)
+  static = dipjax.make_fit_loop(dipjax.skip_tiny(), input_channels=4, learning_rate=0.03, reg_noise_std=0.1)
+  generic = dipjax.make_fit_loop(dipjax.skip_tiny(), input_channels=4)
+  s_static = run(static, static.init(jax.random.key(1), (24, 24)))
+  s_hyper = run(generic, generic.init(jax.random.key(1), (24, 24), hyper=dict(learning_rate=0.03, reg_noise_std=0.1)))
+  np.testing.assert_array_equal(np.asarray(s_static.params), np.asarray(s_hyper.params))
+  lrs = jnp.asarray([0.01, 0.03])
+  states = jax.vmap(lambda lr: generic.init(jax.random.key(1), (24, 24), hyper=dict(learning_rate=lr,
+                                                                                     reg_noise_std=0.1)))(lrs)
+  batched = jax.jit(jax.vmap(lambda s: generic.run(s, target, num_steps=4)[0]))(states)
+  np.testing.assert_allclose(np.asarray(batched.params[1]), np.asarray(s_static.params), atol=1e-5)
+  assert not np.allclose(np.asarray(batched.params[0]), np.asarray(batched.params[1]))
+  with pytest.raises(ValueError, match="takes"):
+    generic.init(jax.random.key(1), (24, 24), hyper=dict(momentum=0.5))

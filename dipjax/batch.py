@@ -1,0 +1,184 @@
+r"""Grids of fits in one compiled program: images × seeds × hyper-parameter values, on one device or many.
+
+:func:`make_grid_fit` returns ``fit_grid(keys, targets, *, clean=None, hyper=None)``,
+which fits every combination of
+
+* ``I`` images of one size (``targets``: ``(I, h, w, C)``),
+* ``S`` seeds (``keys``: ``(S,)``),
+* ``V`` hyper-parameter combinations (``hyper``: ``{'learning_rate': [...],
+  'reg_noise_std': [...]}``, their Cartesian product),
+
+as ``B = I·S·V`` independent fits — ``vmap`` over the flattened grid axis, which is
+the nested ``vmap`` over images, seeds and values written as one — and returns
+arrays with leading axes ``(I, S, V)``. The per-fit numeric hyper-parameters live
+in the scan carry (``FitState.hyper``), so one program serves every value.
+
+On several devices (``len(jax.devices()) > 1``, or a ``mesh``) the grid axis is
+sharded over a 1-D ``Mesh`` named ``'fits'`` with ``NamedSharding``: the same call
+uses 1 CPU, 8 GPUs or a TPU slice unchanged (the grid is padded to a multiple of the
+device count). ``max_batch`` splits the grid into calls of at most that many fits
+(one compiled program per distinct chunk size) so it fits the device memory;
+:func:`choose_max_batch` picks it from a measured estimate (``dipjax.memory``).
+:func:`fit_buckets` takes images of different sizes and groups them by size: one
+compile per size.
+
+Example:
+  >>> import jax, dipjax
+  >>> from dipjax import batch
+  >>> fit_grid = batch.make_grid_fit(dipjax.skip_tiny(), num_steps=3, input_channels=4)
+  >>> targets = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+  >>> r = fit_grid(jax.random.split(jax.random.key(1), 3), targets, hyper={"learning_rate": [0.01, 0.02]})
+  >>> r.output.shape, r.metrics.loss.shape
+  ((2, 3, 2, 16, 16, 3), (2, 3, 2, 3))
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from dipjax import fit as fit_lib
+from dipjax import memory as memory_lib
+
+
+class GridResult(NamedTuple):
+  """Results of a grid of fits, each array with leading axes ``(I, S, V)``."""
+
+  output: jax.Array  # (I, S, V, H, W, C): f_θ(z) after the last step
+  ema: jax.Array  # (I, S, V, H, W, C): EMA of the outputs
+  metrics: fit_lib.StepMetrics  # each field (I, S, V, num_steps[, K])
+  state: fit_lib.FitState  # final carries
+  hyper: dict  # name -> (V,) values of the hyper-parameter combinations, in grid order
+
+
+def hyper_grid(hyper: Optional[dict]) -> dict:
+  """The Cartesian product of ``{name: values}`` as ``{name: (V,) float32}`` (``V = 1`` with no names)."""
+  if not hyper:
+    return {}
+  names = sorted(hyper)
+  for n in names:
+    if n not in ("learning_rate", "reg_noise_std"):
+      raise ValueError(f"`hyper` takes 'learning_rate' and 'reg_noise_std', got {n!r}.")
+    if len(np.atleast_1d(hyper[n])) == 0:
+      raise ValueError(f"`hyper[{n!r}]` is empty.")
+  combos = list(itertools.product(*[np.atleast_1d(np.asarray(hyper[n], np.float32)) for n in names]))
+  return {n: np.asarray([c[i] for c in combos], np.float32) for i, n in enumerate(names)}
+
+
+def default_mesh() -> Optional[Mesh]:
+  """A 1-D mesh ``('fits',)`` over all devices, or None on a single device."""
+  devices = jax.devices()
+  return Mesh(np.asarray(devices), ("fits",)) if len(devices) > 1 else None
+
+
+def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., GridResult]:
+  """Returns ``fit_grid(keys, targets, *, clean=None, hyper=None, out_shape=None, max_batch=None, mesh='auto',
+  seeds_per_group=None)`` (see the module docstring); ``loop_kwargs`` as for :func:`dipjax.make_fit_loop`."""
+  if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+    raise ValueError(f"`num_steps` must be a positive int, got {num_steps!r}.")
+  loop = fit_lib.make_fit_loop(model, **loop_kwargs)
+  forward = loop_kwargs.get("forward", fit_lib.identity)
+  readout = loop_kwargs.get("readout", fit_lib.identity)
+
+  def one(out_shape, args):
+    key, target, clean, hyper = args
+    state = loop.init(key, out_shape, hyper=hyper)
+    state, metrics, _ = loop.run(state, target, clean=clean, num_steps=int(num_steps))
+    return loop.render(state), state.ema, metrics, state
+
+  programs = {}
+
+  def program(out_shape, group, shardings):
+    cache_key = (out_shape, group, shardings is not None)
+    if cache_key not in programs:
+      fn = lambda *args: fit_lib.map_seeds(lambda a: one(out_shape, a), args, seeds_per_group=group)
+      programs[cache_key] = jax.jit(fn, in_shardings=shardings) if shardings is not None else jax.jit(fn)
+    return programs[cache_key]
+
+  def fit_grid(keys: jax.Array, targets: jax.Array, *, clean: Optional[jax.Array] = None,
+               hyper: Optional[dict] = None, out_shape: Optional[tuple[int, int]] = None,
+               max_batch: Optional[int] = None, mesh="auto", seeds_per_group: Optional[int] = None) -> GridResult:
+    if targets.ndim != 4:
+      raise ValueError(f"`targets` must be (I, h, w, C), got shape {tuple(targets.shape)}.")
+    if keys.ndim != 1:
+      raise ValueError(f"`keys` must be a 1-D array of keys (S,), got shape {tuple(keys.shape)}.")
+    if clean is not None and clean.shape[0] != targets.shape[0]:
+      raise ValueError(f"`clean` has {clean.shape[0]} images but `targets` has {targets.shape[0]}.")
+    out_shape = fit_lib.check_fit_inputs(model, targets[0], forward=forward, readout=readout,
+                                         clean=None if clean is None else clean[0], out_shape=out_shape)
+    combos = hyper_grid(hyper)
+    n_i, n_s = targets.shape[0], keys.shape[0]
+    n_v = len(next(iter(combos.values()))) if combos else 1
+    batch = n_i * n_s * n_v
+    ii, ss, vv = (a.reshape(-1) for a in np.meshgrid(np.arange(n_i), np.arange(n_s), np.arange(n_v), indexing="ij"))
+    mesh_ = default_mesh() if mesh == "auto" else mesh
+    n_dev = 1 if mesh_ is None else mesh_.devices.size
+    chunk = batch if max_batch is None else int(max_batch)
+    if chunk < 1:
+      raise ValueError(f"`max_batch` must be >= 1, got {max_batch!r}.")
+    chunk = -(-min(chunk, batch) // n_dev) * n_dev  # a multiple of the device count
+    outs = []
+    for start in range(0, batch, chunk):
+      idx = np.arange(start, min(start + chunk, batch))
+      pad = chunk - len(idx)
+      idx = np.concatenate([idx, np.full(pad, idx[-1])])  # padded fits repeat the last one and are dropped
+      args = (keys[ss[idx]], targets[ii[idx]], None if clean is None else clean[ii[idx]],
+              {n: jnp.asarray(v[vv[idx]]) for n, v in combos.items()})
+      group = seeds_per_group
+      if group is None:
+        group = chunk if jax.default_backend() != "cpu" else n_dev
+      shardings = None
+      if mesh_ is not None:
+        sharded = NamedSharding(mesh_, PartitionSpec("fits"))
+        shardings = jax.tree_util.tree_map(lambda _: sharded, args)
+        args = jax.device_put(args, shardings)
+      res = program(tuple(out_shape), group, shardings)(*args)
+      outs.append(jax.tree_util.tree_map(lambda a: a[:len(idx) - pad], res))
+    res = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs) if len(outs) > 1 else outs[0]
+    grid = lambda a: a.reshape((n_i, n_s, n_v) + a.shape[1:])
+    output, ema, metrics, state = jax.tree_util.tree_map(grid, res)
+    return GridResult(output=output, ema=ema, metrics=metrics, state=state,
+                      hyper={n: v for n, v in combos.items()})
+
+  fit_grid.loop = loop
+  fit_grid.programs = programs
+  return fit_grid
+
+
+def choose_max_batch(fit_grid, out_shape: tuple[int, int], *, channels: int, fraction: float = 0.8,
+                     probe: Optional[tuple[int, int]] = None) -> tuple[int, str]:
+  """How many fits one call may hold: ``fraction`` of the free memory over the estimated bytes per fit.
+
+  Returns ``(max_batch, reason)`` with the numbers behind the choice.
+  """
+  per_fit = memory_lib.estimate_bytes(fit_grid.loop, out_shape, channels=channels, seeds=1, probe=probe)
+  free = memory_lib.available_bytes()
+  if free is None:
+    return 1 << 30, f"free memory unknown; estimated {per_fit / 2**20:.0f} MiB per fit; no limit"
+  n = max(1, int(fraction * free // max(per_fit, 1)))
+  return n, (f"{fraction:.0%} of {free / 2**30:.1f} GiB free / {per_fit / 2**20:.0f} MiB per fit "
+             f"(estimated before compiling) = {n} fits per call")
+
+
+def fit_buckets(fit_grid, keys: jax.Array, images: Sequence[jax.Array], *, clean: Optional[Sequence] = None,
+                **kwargs) -> list[GridResult]:
+  """Fits images of different sizes: grouped by shape, one ``fit_grid`` call (one compile) per size.
+
+  Returns one :class:`GridResult` per input image (leading axes ``(1, S, V)``), in input order.
+  """
+  buckets: dict[tuple, list[int]] = {}
+  for i, image in enumerate(images):
+    buckets.setdefault(tuple(image.shape), []).append(i)
+  results: list[Optional[GridResult]] = [None] * len(images)
+  for shape, members in buckets.items():
+    targets = jnp.stack([jnp.asarray(images[i]) for i in members])
+    cl = None if clean is None else jnp.stack([jnp.asarray(clean[i]) for i in members])
+    r = fit_grid(keys, targets, clean=cl, **kwargs)
+    for j, i in enumerate(members):
+      results[i] = jax.tree_util.tree_map(lambda a, j=j: a[j:j + 1], r._replace(hyper=None))._replace(hyper=r.hyper)
+  return results

@@ -1,0 +1,120 @@
+"""Grids of fits: images x seeds x hyper-parameters in one program, buckets by size, chunks, many devices."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import dipjax
+from dipjax import batch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NET = dipjax.skip_tiny()
+# The grid is compared with a loop of one-fit calls of the same grid function: on CPU every fit runs the same
+# per-fit program (groups of 1), so they agree bit for bit. Against the unbatched core (`single`) only the first
+# step's loss is compared: a batched program rounds differently and Adam's first step, ±lr·sign(g), turns a
+# rounding-level difference in a near-zero gradient into a ±lr parameter change (BUILD_NOTES §5).
+
+
+def targets(n, size=16, seed=0):
+  return jax.random.uniform(jax.random.key(seed), (n, size, size, 3))
+
+
+def single(key, target, **hyper):
+  loop = dipjax.make_fit_loop(NET, input_channels=4, reg_noise_std=0.05)
+  st = loop.init(key, target.shape[:2], hyper=hyper or None)
+  st, m, _ = jax.jit(lambda s: loop.run(s, target, num_steps=3))(st)
+  return np.asarray(loop.render(st)), np.asarray(m.loss)
+
+
+@pytest.fixture(scope="module")
+def fit_grid():
+  return batch.make_grid_fit(NET, num_steps=3, input_channels=4, reg_noise_std=0.05)
+
+
+def test_grid_over_images_seeds_and_learning_rates_equals_separate_runs(fit_grid):
+  t = targets(2)
+  keys = jax.random.split(jax.random.key(1), 2)
+  r = fit_grid(keys, t, hyper={"learning_rate": [0.01, 0.05]})
+  assert r.output.shape == (2, 2, 2, 16, 16, 3) and r.metrics.loss.shape == (2, 2, 2, 3)
+  np.testing.assert_allclose(r.hyper["learning_rate"], [0.01, 0.05])
+  for i in range(2):
+    for s in range(2):
+      for v, lr in enumerate([0.01, 0.05]):
+        alone = fit_grid(keys[s:s + 1], t[i:i + 1], hyper={"learning_rate": [lr]})
+        np.testing.assert_array_equal(np.asarray(r.output[i, s, v]), np.asarray(alone.output[0, 0, 0]))
+        np.testing.assert_array_equal(np.asarray(r.metrics.loss[i, s, v]), np.asarray(alone.metrics.loss[0, 0, 0]))
+        _, loss = single(keys[s], t[i], learning_rate=lr)
+        np.testing.assert_allclose(np.asarray(r.metrics.loss[i, s, v, 0]), loss[0], rtol=1e-5)
+  assert not np.allclose(r.output[0, 0, 0], r.output[0, 0, 1])
+
+
+def test_cartesian_product_of_two_hyper_parameters_and_chunking(fit_grid):
+  t = targets(1)
+  keys = jax.random.split(jax.random.key(2), 1)
+  hyper = {"learning_rate": [0.01, 0.02], "reg_noise_std": [0.0, 0.1, 0.2]}
+  whole = fit_grid(keys, t, hyper=hyper)
+  assert whole.output.shape[:3] == (1, 1, 6)
+  r4 = lambda a: np.round(np.asarray(a, np.float64), 4).tolist()
+  got = sorted(zip(r4(whole.hyper["learning_rate"]), r4(whole.hyper["reg_noise_std"])))
+  assert got == sorted((a, b) for a in (0.01, 0.02) for b in (0.0, 0.1, 0.2))
+  chunked = fit_grid(keys, t, hyper=hyper, max_batch=4)  # 6 fits in calls of 4 (the last padded)
+  np.testing.assert_array_equal(np.asarray(whole.output), np.asarray(chunked.output))
+  v = int(np.nonzero((whole.hyper["learning_rate"] == np.float32(0.02)) &
+                     (whole.hyper["reg_noise_std"] == np.float32(0.1)))[0][0])
+  alone = fit_grid(keys, t, hyper={"learning_rate": [0.02], "reg_noise_std": [0.1]})
+  np.testing.assert_array_equal(np.asarray(whole.output[0, 0, v]), np.asarray(alone.output[0, 0, 0]))
+
+
+def test_buckets_handle_three_sizes_with_one_compile_each(fit_grid):
+  images = [targets(1, 16)[0], targets(1, 24, 1)[0], targets(1, 16, 2)[0], targets(1, 32, 3)[0]]
+  keys = jax.random.split(jax.random.key(3), 2)
+  before = len(fit_grid.programs)
+  results = batch.fit_buckets(fit_grid, keys, images)
+  assert [r.output.shape[3:5] for r in results] == [(16, 16), (24, 24), (16, 16), (32, 32)]
+  assert all(r.output.shape[:3] == (1, 2, 1) for r in results)
+  assert len(fit_grid.programs) - before <= 3
+  alone = fit_grid(keys[1:], images[2][None])
+  np.testing.assert_array_equal(np.asarray(results[2].output[0, 1, 0]), np.asarray(alone.output[0, 0, 0]))
+
+
+def test_choose_max_batch_explains_itself(fit_grid):
+  n, reason = batch.choose_max_batch(fit_grid, (64, 64), channels=3, probe=(16, 16))
+  assert n >= 1 and "per fit" in reason and "fits per call" in reason
+
+
+def test_bad_grid_inputs(fit_grid):
+  with pytest.raises(ValueError, match="takes 'learning_rate' and 'reg_noise_std'"):
+    fit_grid(jax.random.split(jax.random.key(0), 1), targets(1), hyper={"momentum": [0.9]})
+  with pytest.raises(ValueError, match=r"\(I, h, w, C\)"):
+    fit_grid(jax.random.split(jax.random.key(0), 1), targets(1)[0])
+
+
+SHARDED = r"""
+import json, sys, jax, numpy as np, dipjax
+from dipjax import batch
+fit_grid = batch.make_grid_fit(dipjax.skip_tiny(), num_steps=3, input_channels=4, reg_noise_std=0.05)
+t = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+r = fit_grid(jax.random.split(jax.random.key(1), 2), t, hyper={"learning_rate": [0.01, 0.05]},
+             seeds_per_group=int(sys.argv[1]))
+print(json.dumps(dict(devices=len(jax.devices()), output=np.asarray(r.output).tolist())))
+"""
+
+
+def test_sharded_over_four_host_devices_equals_one_device(tmp_path):
+  def run(devices):
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"))
+    proc = subprocess.run([sys.executable, "-c", SHARDED, "4"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+  one, four = run(1), run(4)
+  assert one["devices"] == 1 and four["devices"] == 4
+  np.testing.assert_allclose(np.asarray(four["output"]), np.asarray(one["output"]), atol=1e-6)
