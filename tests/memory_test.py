@@ -13,7 +13,7 @@ from dipjax import memory
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = r"""
-import json, resource, sys
+import json, sys
 import jax, jax.numpy as jnp, dipjax
 from dipjax import memory
 size = int(sys.argv[1])
@@ -23,9 +23,15 @@ estimate = memory.estimate_bytes(loop, (size, size), channels=3, probe=(32, 32))
 target = jnp.full((size, size, 3), 0.5)
 state = jax.jit(lambda k: jax.vmap(lambda kk: loop.init(kk, (size, size)))(k))(jax.random.split(jax.random.key(0), 1))
 compiled = jax.jit(jax.vmap(lambda s: loop.run(s, target, num_steps=1)[:2])).lower(state).compile()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(field):  # kB fields of /proc/self/status
+  for line in open("/proc/self/status"):
+    if line.startswith(field + ":"):
+      return int(line.split()[1]) * 1024
+with open("/proc/self/clear_refs", "w") as f:
+  f.write("5")  # reset the high-water mark (VmHWM): compiles and probes before this do not count
+before = status("VmRSS")
 jax.block_until_ready(compiled(state))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+after = status("VmHWM")
 print(json.dumps(dict(estimate=estimate, program=memory.program_bytes(compiled), before=before, peak=after - before)))
 """
 
