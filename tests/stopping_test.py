@@ -118,3 +118,18 @@ def test_a_run_that_cannot_recover_keeps_counting():
   assert int(result.state.nonfinite_streak) == 6 and int(result.state.num_nonfinite) == 6
   init = fit.loop.init(jax.random.key(0), (24, 24))
   np.testing.assert_array_equal(np.asarray(result.state.params), np.asarray(init.params))  # the last good state
+
+
+def test_wmv_running_sums_match_the_exact_window_variance():
+  c = stopping.WMV(window=20, patience=10 ** 6)
+  st = stopping.init(c, (8, 8, 3))
+  xs = jax.random.uniform(jax.random.key(0), (3000, 8, 8, 3)) * 0.2 + jnp.linspace(0.3, 0.6, 3000)[:, None, None, None]
+
+  def body(st, tx):
+    t, x = tx
+    return stopping.update(c, st, x, jnp.float32(0), t)
+
+  st, scores = jax.lax.scan(body, st, (jnp.arange(1, 3001, dtype=jnp.int32), xs))
+  exact = np.array([np.var(np.asarray(xs[t - 20:t], np.float64), axis=0).mean() for t in range(20, 3001)])
+  np.testing.assert_allclose(np.asarray(scores[19:]), exact, rtol=2e-3)
+  assert np.all(np.isnan(np.asarray(scores[:19])))
