@@ -85,5 +85,5 @@ def check_fits(needed: int, *, what: str, device: Optional[jax.Device] = None, m
   free = available_bytes(device)
   if free is not None and needed > margin * free:
     raise ValueError(f"{what} needs about {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is free on "
-                     f"{(device or jax.devices()[0]).device_kind}; use fewer --seeds, a smaller image (--crop), "
+                     f"{(device or jax.devices()[0]).device_kind}; use fewer --seeds, a smaller image (--crop), tiles (--tile), "
                      "or a device with more memory.")
