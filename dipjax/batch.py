@@ -13,10 +13,12 @@ the nested ``vmap`` over images, seeds and values written as one — and returns
 arrays with leading axes ``(I, S, V)``. The per-fit numeric hyper-parameters live
 in the scan carry (``FitState.hyper``), so one program serves every value.
 
-On several devices (``len(jax.devices()) > 1``, or a ``mesh``) the grid axis is
-sharded over a 1-D ``Mesh`` named ``'fits'`` with ``NamedSharding``: the same call
-uses 1 CPU, 8 GPUs or a TPU slice unchanged (the grid is padded to a multiple of the
-device count). ``max_batch`` splits the grid into calls of at most that many fits
+On several local devices (or with a ``mesh``) the grid axis is sharded over a 1-D
+``Mesh`` named ``'fits'`` with ``NamedSharding``: the same call uses 1 CPU, 8 GPUs or
+a TPU slice unchanged (the grid is padded to a multiple of the device count). Across
+machines, after ``jax.distributed.initialize``, process ``p`` of ``P`` fits every
+``P``-th fit of the grid on its own devices and the results are gathered on every
+process (``multihost_utils.process_allgather``), so process 0 holds the whole grid. ``max_batch`` splits the grid into calls of at most that many fits
 (one compiled program per distinct chunk size) so it fits the device memory;
 :func:`choose_max_batch` picks it from a measured estimate (``dipjax.memory``).
 :func:`fit_buckets` takes images of different sizes and groups them by size: one
@@ -71,9 +73,22 @@ def hyper_grid(hyper: Optional[dict]) -> dict:
 
 
 def default_mesh() -> Optional[Mesh]:
-  """A 1-D mesh ``('fits',)`` over all devices, or None on a single device."""
-  devices = jax.devices()
+  """A 1-D mesh ``('fits',)`` over this process's devices, or None on a single device."""
+  devices = jax.local_devices()
   return Mesh(np.asarray(devices), ("fits",)) if len(devices) > 1 else None
+
+
+def _allgather(tree):
+  """Every process's pytree, stacked on a new leading axis (typed PRNG keys travel as their key data)."""
+  from jax.experimental import multihost_utils
+
+  is_key = lambda x: hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  impls = [jax.random.key_impl(x) if is_key(x) else None for x in jax.tree_util.tree_leaves(tree)]
+  plain = jax.tree_util.tree_map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
+  gathered = multihost_utils.process_allgather(plain)
+  leaves, treedef = jax.tree_util.tree_flatten(gathered)
+  leaves = [jax.random.wrap_key_data(x, impl=i) if i is not None else x for x, i in zip(leaves, impls)]
+  return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., GridResult]:
@@ -118,28 +133,42 @@ def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., Grid
     ii, ss, vv = (a.reshape(-1) for a in np.meshgrid(np.arange(n_i), np.arange(n_s), np.arange(n_v), indexing="ij"))
     mesh_ = default_mesh() if mesh == "auto" else mesh
     n_dev = 1 if mesh_ is None else mesh_.devices.size
-    chunk = batch if max_batch is None else int(max_batch)
-    if chunk < 1:
-      raise ValueError(f"`max_batch` must be >= 1, got {max_batch!r}.")
-    chunk = -(-min(chunk, batch) // n_dev) * n_dev  # a multiple of the device count
-    outs = []
-    for start in range(0, batch, chunk):
-      idx = np.arange(start, min(start + chunk, batch))
-      pad = chunk - len(idx)
-      idx = np.concatenate([idx, np.full(pad, idx[-1])])  # padded fits repeat the last one and are dropped
-      args = (keys[ss[idx]], targets[ii[idx]], None if clean is None else clean[ii[idx]],
-              {n: jnp.asarray(v[vv[idx]]) for n, v in combos.items()})
-      group = seeds_per_group
-      if group is None:
-        group = chunk if jax.default_backend() != "cpu" else n_dev
-      shardings = None
-      if mesh_ is not None:
-        sharded = NamedSharding(mesh_, PartitionSpec("fits"))
-        shardings = jax.tree_util.tree_map(lambda _: sharded, args)
-        args = jax.device_put(args, shardings)
-      res = program(tuple(out_shape), group, shardings)(*args)
-      outs.append(jax.tree_util.tree_map(lambda a: a[:len(idx) - pad], res))
-    res = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs) if len(outs) > 1 else outs[0]
+
+    def run_fits(fits: np.ndarray):
+      """The fits numbered ``fits`` (flat grid order), in calls of at most ``max_batch``, on this process."""
+      chunk = len(fits) if max_batch is None else int(max_batch)
+      if chunk < 1:
+        raise ValueError(f"`max_batch` must be >= 1, got {max_batch!r}.")
+      chunk = -(-min(chunk, len(fits)) // n_dev) * n_dev  # a multiple of the device count
+      outs = []
+      for start in range(0, len(fits), chunk):
+        idx = fits[start:start + chunk]
+        pad = chunk - len(idx)
+        idx = np.concatenate([idx, np.full(pad, idx[-1])])  # padded fits repeat the last one and are dropped
+        args = (keys[ss[idx]], targets[ii[idx]], None if clean is None else clean[ii[idx]],
+                {n: jnp.asarray(v[vv[idx]]) for n, v in combos.items()})
+        group = seeds_per_group
+        if group is None:
+          group = chunk if jax.default_backend() != "cpu" else n_dev
+        shardings = None
+        if mesh_ is not None:
+          sharded = NamedSharding(mesh_, PartitionSpec("fits"))
+          shardings = jax.tree_util.tree_map(lambda _: sharded, args)
+          args = jax.device_put(args, shardings)
+        res = program(tuple(out_shape), group, shardings)(*args)
+        outs.append(jax.tree_util.tree_map(lambda a: a[:len(idx) - pad], res))
+      return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs) if len(outs) > 1 else outs[0]
+
+    n_proc = jax.process_count()
+    if n_proc == 1:
+      res = run_fits(np.arange(batch))
+    else:  # several hosts: process p fits every n_proc-th fit; the results are gathered on every process
+      per = -(-batch // n_proc)
+      order = np.concatenate([np.arange(batch), np.full(per * n_proc - batch, batch - 1)])
+      mine = run_fits(order[jax.process_index()::n_proc])
+      gathered = _allgather(mine)  # leaves (n_proc, per, ...)
+      res = jax.tree_util.tree_map(
+          lambda a: jnp.swapaxes(jnp.asarray(a), 0, 1).reshape((per * n_proc,) + a.shape[2:])[:batch], gathered)
     grid = lambda a: a.reshape((n_i, n_s, n_v) + a.shape[1:])
     output, ema, metrics, state = jax.tree_util.tree_map(grid, res)
     return GridResult(output=output, ema=ema, metrics=metrics, state=state,

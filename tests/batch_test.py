@@ -119,3 +119,38 @@ def test_sharded_over_four_host_devices_equals_one_device(tmp_path):
   one, four = run(1), run(4)
   assert one["devices"] == 1 and four["devices"] == 4
   np.testing.assert_allclose(np.asarray(four["output"]), np.asarray(one["output"]), atol=1e-6)
+
+
+TWO_PROCESSES = r"""
+import json, sys, jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+pid, port = int(sys.argv[1]), sys.argv[2]
+jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2, process_id=pid)
+import numpy as np, dipjax
+from dipjax import batch
+fit_grid = batch.make_grid_fit(dipjax.skip_tiny(), num_steps=3, input_channels=4, reg_noise_std=0.05)
+t = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+r = fit_grid(jax.random.split(jax.random.key(1), 2), t, hyper={"learning_rate": [0.01, 0.05]})
+if pid == 0:
+  print(json.dumps(dict(processes=jax.process_count(), output=np.asarray(r.output).tolist(),
+                        step=np.asarray(r.state.step).tolist())))
+jax.distributed.shutdown()
+"""
+
+
+def test_two_local_processes_gather_the_same_grid(fit_grid):
+  import socket
+  with socket.socket() as sock:
+    sock.bind(("localhost", 0))
+    port = str(sock.getsockname()[1])
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  procs = [subprocess.Popen([sys.executable, "-c", TWO_PROCESSES, str(p), port], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in (0, 1)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+  r = json.loads(outs[0][0].strip().splitlines()[-1])
+  assert r["processes"] == 2 and np.all(np.asarray(r["step"]) == 3)
+  one = fit_grid(jax.random.split(jax.random.key(1), 2), jax.random.uniform(jax.random.key(0), (2, 16, 16, 3)),
+                 hyper={"learning_rate": [0.01, 0.05]})
+  np.testing.assert_allclose(np.asarray(r["output"]), np.asarray(one.output), atol=1e-6)
