@@ -32,12 +32,20 @@ def _unsqueeze(out: np.ndarray) -> np.ndarray:
   return out if out.ndim == 3 else out[..., None]
 
 
-def non_local_means(image: np.ndarray) -> np.ndarray:
-  """Non-local means with the noise std estimated from ``image`` (skimage ``denoise_nl_means``)."""
-  from skimage.restoration import denoise_nl_means, estimate_sigma
+def estimate_noise_sigma(image: np.ndarray) -> float:
+  """The Gaussian noise std of ``image`` ([0, 1] scale): skimage ``estimate_sigma`` (wavelet MAD), channel mean."""
+  from skimage.restoration import estimate_sigma
 
   x = _squeeze(np.asarray(image, np.float64))
-  sigma = float(np.mean(estimate_sigma(x, channel_axis=_channel_axis(image))))
+  return float(np.mean(estimate_sigma(x, channel_axis=_channel_axis(image))))
+
+
+def non_local_means(image: np.ndarray) -> np.ndarray:
+  """Non-local means with the noise std estimated from ``image`` (skimage ``denoise_nl_means``)."""
+  from skimage.restoration import denoise_nl_means
+
+  x = _squeeze(np.asarray(image, np.float64))
+  sigma = estimate_noise_sigma(image)
   out = denoise_nl_means(x, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6,
                          channel_axis=_channel_axis(image))
   return _unsqueeze(out)

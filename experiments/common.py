@@ -136,12 +136,6 @@ class StopOptions:
     return out
 
 
-def estimate_noise_sigma(image: np.ndarray) -> float:
-  """The noise std of ``image`` estimated by scikit-image (wavelet MAD, averaged over channels)."""
-  from skimage.restoration import estimate_sigma
-
-  x = image if image.shape[-1] > 1 else image[..., 0]
-  return float(np.mean(estimate_sigma(x, channel_axis=-1 if image.shape[-1] > 1 else None)))
 
 
 @dataclasses.dataclass
@@ -223,6 +217,22 @@ def match_channels(name: str, image: np.ndarray, channels: int) -> np.ndarray:
   if image.shape[-1] == 1 and channels == 3:
     return np.repeat(image, 3, axis=-1)
   raise ValueError(f"{name} has {image.shape[-1]} channels but the input has {channels}; pass images of one mode.")
+
+
+def observed_and_clean(inputs: "Inputs") -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """``--image`` and the optional ``--clean`` of a task whose observation is pixel-aligned with the result.
+
+  Both are centre-cropped by ``inputs.crop``; the observation must be at least
+  :data:`MIN_SIZE`, and the ground truth of its size (gray ground truth is repeated to
+  a colour observation's channels).
+  """
+  image = centre_crop(inputs.image, inputs.crop)
+  check_min_size("--image", image)
+  clean = None if inputs.clean is None else centre_crop(inputs.clean, inputs.crop)
+  if clean is not None:
+    check_same_size("--image", image, "--clean", clean)
+    clean = match_channels("--clean", clean, image.shape[-1])
+  return image, clean
 
 
 def ensure_writable(out_dir: str) -> None:

@@ -29,17 +29,13 @@ BUNDLED = "coffee"
 def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
   """The deblocking problem: ``A = I``; the clean image is JPEG-compressed at ``preset.jpeg_quality`` if needed."""
   del key  # JPEG compression is deterministic
-  clean = None if inputs.clean is None else common.centre_crop(inputs.clean, inputs.crop)
   if inputs.image is None:
+    clean = common.centre_crop(inputs.clean, inputs.crop)
     common.check_min_size("--clean image", clean)
     jpeg = image_io.jpeg_compress(clean, preset.jpeg_quality)
     source = {"synthetic": f"JPEG quality {preset.jpeg_quality} (Pillow)"}
   else:
-    jpeg = common.centre_crop(inputs.image, inputs.crop)
-    common.check_min_size("--image", jpeg)
-    if clean is not None:
-      common.check_same_size("--image", jpeg, "--clean", clean)
-      clean = common.match_channels("--clean", clean, jpeg.shape[-1])
+    jpeg, clean = common.observed_and_clean(inputs)
     source = {}
   return Problem(target=jpeg, size=jpeg.shape[:2], operator=lambda x, mask: x, input_view=jpeg, input_image=jpeg,
                  input_label="JPEG", clean=clean, info=inputs.info, source=source,

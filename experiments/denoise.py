@@ -33,19 +33,15 @@ BUNDLED = "astronaut"
 
 def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
   """The denoising problem: ``A = I``; noise of ``preset.sigma`` (0–255 scale) is added when only a clean image is given."""
-  clean = None if inputs.clean is None else common.centre_crop(inputs.clean, inputs.crop)
   if inputs.image is None:
+    clean = common.centre_crop(inputs.clean, inputs.crop)
     common.check_min_size("--clean image", clean)
     noisy = np.asarray(degradations.add_gaussian_noise(jax.random.fold_in(key, 0), clean, sigma=preset.sigma / 255.0))
     source = {"synthetic": f"Gaussian noise σ = {preset.sigma} / 255, clipped"}
     sigma = preset.sigma / 255.0
   else:
-    noisy = common.centre_crop(inputs.image, inputs.crop)
-    common.check_min_size("--image", noisy)
-    if clean is not None:
-      common.check_same_size("--image", noisy, "--clean", clean)
-      clean = common.match_channels("--clean", clean, noisy.shape[-1])
-    sigma = common.estimate_noise_sigma(noisy)
+    noisy, clean = common.observed_and_clean(inputs)
+    sigma = baselines.estimate_noise_sigma(noisy)
     source = {"estimated_sigma_255": sigma * 255.0}
   return Problem(target=noisy, size=noisy.shape[:2], operator=lambda x, mask: x, input_view=noisy, input_image=noisy,
                  input_label="noisy", clean=clean, info=inputs.info, source=source, noise_sigma=sigma,

@@ -56,13 +56,9 @@ def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
   else:
     if inputs.flash is None:
       raise ValueError("flash_no_flash needs the flash image as --flash (the network input) besides --image.")
-    noflash = common.centre_crop(inputs.image, inputs.crop)
+    noflash, clean = common.observed_and_clean(inputs)
     flash = common.centre_crop(inputs.flash, inputs.crop)
-    common.check_min_size("--image", noflash)
     common.check_same_size("--image (no flash)", noflash, "--flash", flash)
-    if clean is not None:
-      common.check_same_size("--image", noflash, "--clean", clean)
-      clean = common.match_channels("--clean", clean, noflash.shape[-1])
     source = {}
   return Problem(target=noflash, size=noflash.shape[:2], operator=lambda x, mask: x, input_view=noflash,
                  input_image=noflash, input_label="no flash", clean=clean, z_image=flash, info=inputs.info,
