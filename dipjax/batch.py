@@ -1,6 +1,6 @@
 r"""Grids of fits in one compiled program: images × seeds × hyper-parameter values, on one device or many.
 
-:func:`make_grid_fit` returns ``fit_grid(keys, targets, *, clean=None, hyper=None)``,
+:func:`make_grid_fit` returns ``fit_grid(keys, targets, *, clean=None, hyper=None, aux=None, z=None)``,
 which fits every combination of
 
 * ``I`` images of one size (``targets``: ``(I, h, w, C)``),
@@ -8,7 +8,8 @@ which fits every combination of
 * ``V`` hyper-parameter combinations (``hyper``: ``{'learning_rate': [...],
   'reg_noise_std': [...]}``, their Cartesian product),
 
-as ``B = I·S·V`` independent fits — ``vmap`` over the flattened grid axis, which is
+as ``B = I·S·V`` independent fits (``aux`` and ``z``: optional per-image operator data,
+such as a mask, and network inputs) — ``vmap`` over the flattened grid axis, which is
 the nested ``vmap`` over images, seeds and values written as one — and returns
 arrays with leading axes ``(I, S, V)``. The per-fit numeric hyper-parameters live
 in the scan carry (``FitState.hyper``), so one program serves every value.
@@ -91,19 +92,35 @@ def _allgather(tree):
   return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
-def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., GridResult]:
-  """Returns ``fit_grid(keys, targets, *, clean=None, hyper=None, out_shape=None, max_batch=None, mesh='auto',
-  seeds_per_group=None)`` (see the module docstring); ``loop_kwargs`` as for :func:`dipjax.make_fit_loop`."""
+def make_grid_fit(model, *, num_steps: int, forward_aux: Optional[Callable] = None,
+                  **loop_kwargs) -> Callable[..., GridResult]:
+  """Returns ``fit_grid(keys, targets, *, clean=None, hyper=None, aux=None, z=None, out_shape=None,
+  max_batch=None, mesh='auto', seeds_per_group=None)`` (see the module docstring).
+
+  ``loop_kwargs`` as for :func:`dipjax.make_fit_loop`. ``forward_aux(x, aux)``, instead
+  of ``forward``, is a forward operator that also takes a per-image array (e.g. an
+  inpainting mask ``A(x) = x ⊙ m``): ``fit_grid(..., aux=(I, ...))`` then gives each
+  image its own. ``fit_grid(..., z=(I, H, W, C_z))`` gives each image its own network
+  input (e.g. the flash image) instead of a random one.
+  """
   if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
     raise ValueError(f"`num_steps` must be a positive int, got {num_steps!r}.")
-  loop = fit_lib.make_fit_loop(model, **loop_kwargs)
-  forward = loop_kwargs.get("forward", fit_lib.identity)
+  if forward_aux is not None and "forward" in loop_kwargs:
+    raise ValueError("pass either `forward` or `forward_aux`, not both.")
   readout = loop_kwargs.get("readout", fit_lib.identity)
+  # The loop used for init/render/memory estimates; with `forward_aux` each fit builds its own in `one`.
+  loop = fit_lib.make_fit_loop(model, **({"forward": readout} if forward_aux is not None else {}), **loop_kwargs)
+  forward = loop_kwargs.get("forward", fit_lib.identity)
+
+  def loop_for(aux):
+    if forward_aux is None:
+      return loop
+    return fit_lib.make_fit_loop(model, forward=lambda x: forward_aux(x, aux), **loop_kwargs)
 
   def one(out_shape, args):
-    key, target, clean, hyper = args
-    state = loop.init(key, out_shape, hyper=hyper)
-    state, metrics, _ = loop.run(state, target, clean=clean, num_steps=int(num_steps))
+    key, target, clean, hyper, aux, z = args
+    state = loop.init(key, out_shape, z=z, hyper=hyper)
+    state, metrics, _ = loop_for(aux).run(state, target, clean=clean, num_steps=int(num_steps))
     return loop.render(state), state.ema, metrics, state
 
   programs = {}
@@ -116,7 +133,8 @@ def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., Grid
     return programs[cache_key]
 
   def fit_grid(keys: jax.Array, targets: jax.Array, *, clean: Optional[jax.Array] = None,
-               hyper: Optional[dict] = None, out_shape: Optional[tuple[int, int]] = None,
+               hyper: Optional[dict] = None, aux: Optional[jax.Array] = None, z: Optional[jax.Array] = None,
+               out_shape: Optional[tuple[int, int]] = None,
                max_batch: Optional[int] = None, mesh="auto", seeds_per_group: Optional[int] = None) -> GridResult:
     if targets.ndim != 4:
       raise ValueError(f"`targets` must be (I, h, w, C), got shape {tuple(targets.shape)}.")
@@ -124,8 +142,15 @@ def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., Grid
       raise ValueError(f"`keys` must be a 1-D array of keys (S,), got shape {tuple(keys.shape)}.")
     if clean is not None and clean.shape[0] != targets.shape[0]:
       raise ValueError(f"`clean` has {clean.shape[0]} images but `targets` has {targets.shape[0]}.")
-    out_shape = fit_lib.check_fit_inputs(model, targets[0], forward=forward, readout=readout,
-                                         clean=None if clean is None else clean[0], out_shape=out_shape)
+    for name, a in (("aux", aux), ("z", z)):
+      if a is not None and a.shape[0] != targets.shape[0]:
+        raise ValueError(f"`{name}` has {a.shape[0]} entries but `targets` has {targets.shape[0]} images.")
+    if (aux is None) != (forward_aux is None):
+      raise ValueError("`aux` is needed exactly when the grid was made with `forward_aux`.")
+    fwd = forward if forward_aux is None else (lambda x: forward_aux(x, aux[0]))
+    out_shape = fit_lib.check_fit_inputs(model, targets[0], forward=fwd, readout=readout,
+                                         clean=None if clean is None else clean[0],
+                                         z=None if z is None else z[0], out_shape=out_shape)
     combos = hyper_grid(hyper)
     n_i, n_s = targets.shape[0], keys.shape[0]
     n_v = len(next(iter(combos.values()))) if combos else 1
@@ -145,8 +170,9 @@ def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., Grid
         idx = fits[start:start + chunk]
         pad = chunk - len(idx)
         idx = np.concatenate([idx, np.full(pad, idx[-1])])  # padded fits repeat the last one and are dropped
-        args = (keys[ss[idx]], targets[ii[idx]], None if clean is None else clean[ii[idx]],
-                {n: jnp.asarray(v[vv[idx]]) for n, v in combos.items()})
+        per_image = lambda a: None if a is None else a[ii[idx]]
+        args = (keys[ss[idx]], targets[ii[idx]], per_image(clean),
+                {n: jnp.asarray(v[vv[idx]]) for n, v in combos.items()}, per_image(aux), per_image(z))
         group = seeds_per_group
         if group is None:
           group = chunk if jax.default_backend() != "cpu" else n_dev
@@ -180,12 +206,15 @@ def make_grid_fit(model, *, num_steps: int, **loop_kwargs) -> Callable[..., Grid
 
 
 def choose_max_batch(fit_grid, out_shape: tuple[int, int], *, channels: int, fraction: float = 0.8,
-                     probe: Optional[tuple[int, int]] = None) -> tuple[int, str]:
+                     probe: Optional[tuple[int, int]] = None, loop=None) -> tuple[int, str]:
   """How many fits one call may hold: ``fraction`` of the free memory over the estimated bytes per fit.
 
+  ``loop`` (default ``fit_grid.loop``) is the loop whose memory is probed at small
+  canvases; pass one without a size-specific forward operator (e.g. a crop to the
+  image) when the grid has one.
   Returns ``(max_batch, reason)`` with the numbers behind the choice.
   """
-  per_fit = memory_lib.estimate_bytes(fit_grid.loop, out_shape, channels=channels, seeds=1, probe=probe)
+  per_fit = memory_lib.estimate_bytes(loop or fit_grid.loop, out_shape, channels=channels, seeds=1, probe=probe)
   free = memory_lib.available_bytes()
   if free is None:
     return 1 << 30, f"free memory unknown; estimated {per_fit / 2**20:.0f} MiB per fit; no limit"
@@ -195,19 +224,26 @@ def choose_max_batch(fit_grid, out_shape: tuple[int, int], *, channels: int, fra
 
 
 def fit_buckets(fit_grid, keys: jax.Array, images: Sequence[jax.Array], *, clean: Optional[Sequence] = None,
-                **kwargs) -> list[GridResult]:
+                aux: Optional[Sequence] = None, z: Optional[Sequence] = None, **kwargs) -> list[GridResult]:
   """Fits images of different sizes: grouped by shape, one ``fit_grid`` call (one compile) per size.
 
+  ``clean``, ``aux`` and ``z`` are per-image sequences (as ``images``) or None.
   Returns one :class:`GridResult` per input image (leading axes ``(1, S, V)``), in input order.
   """
+  per_image = {"clean": clean, "aux": aux, "z": z}
+  for name, seq in per_image.items():
+    if seq is not None and len(seq) != len(images):
+      raise ValueError(f"`{name}` has {len(seq)} entries but there are {len(images)} images.")
   buckets: dict[tuple, list[int]] = {}
   for i, image in enumerate(images):
-    buckets.setdefault(tuple(image.shape), []).append(i)
+    shapes = (tuple(image.shape),) + tuple(None if s is None else tuple(np.shape(s[i])) for s in per_image.values())
+    buckets.setdefault(shapes, []).append(i)
   results: list[Optional[GridResult]] = [None] * len(images)
-  for shape, members in buckets.items():
+  for members in buckets.values():
     targets = jnp.stack([jnp.asarray(images[i]) for i in members])
-    cl = None if clean is None else jnp.stack([jnp.asarray(clean[i]) for i in members])
-    r = fit_grid(keys, targets, clean=cl, **kwargs)
+    extra = {name: None if seq is None else jnp.stack([jnp.asarray(seq[i]) for i in members])
+             for name, seq in per_image.items()}
+    r = fit_grid(keys, targets, **extra, **kwargs)
     for j, i in enumerate(members):
       results[i] = jax.tree_util.tree_map(lambda a, j=j: a[j:j + 1], r._replace(hyper=None))._replace(hyper=r.hyper)
   return results

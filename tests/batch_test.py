@@ -85,6 +85,31 @@ def test_buckets_handle_three_sizes_with_one_compile_each(fit_grid):
   np.testing.assert_array_equal(np.asarray(results[2].output[0, 1, 0]), np.asarray(alone.output[0, 0, 0]))
 
 
+def test_per_image_masks_and_inputs_equal_separate_runs():
+  """`aux` (an inpainting mask per image) and `z` (a network input per image) travel with their image."""
+  grid = batch.make_grid_fit(NET, num_steps=3, input_channels=4, forward_aux=lambda x, m: x * m)
+  t = targets(2)
+  masks = (jax.random.uniform(jax.random.key(5), (2, 16, 16, 1)) > 0.5).astype(jnp.float32)
+  zs = jax.random.uniform(jax.random.key(6), (2, 16, 16, 4)) * 0.1
+  keys = jax.random.split(jax.random.key(7), 2)
+  r = grid(keys, t * masks, aux=masks, z=zs, clean=t)
+  for i in range(2):
+    alone = grid(keys[1:], (t * masks)[i:i + 1], aux=masks[i:i + 1], z=zs[i:i + 1], clean=t[i:i + 1])
+    np.testing.assert_array_equal(np.asarray(r.output[i, 1, 0]), np.asarray(alone.output[0, 0, 0]))
+  # The mask is in the loss: a masked fit's first loss equals the unbatched core's with that mask, and the
+  # two images' fits differ from a fit with the other image's mask.
+  loop = dipjax.make_fit_loop(NET, input_channels=4, forward=lambda x: x * masks[1])
+  st = loop.init(keys[0], (16, 16), z=zs[1])
+  _, m, _ = jax.jit(lambda s: loop.run(s, (t * masks)[1], num_steps=1))(st)
+  np.testing.assert_allclose(np.asarray(r.metrics.loss[1, 0, 0, 0]), np.asarray(m.loss[0]), rtol=1e-5)
+  swapped = grid(keys, t * masks, aux=masks[::-1], z=zs, clean=t)
+  assert not np.allclose(np.asarray(swapped.metrics.loss), np.asarray(r.metrics.loss))
+  with pytest.raises(ValueError, match="`aux` is needed"):
+    grid(keys, t)
+  with pytest.raises(ValueError, match="`z` has 1 entries"):
+    grid(keys, t, aux=masks, z=zs[:1])
+
+
 def test_choose_max_batch_explains_itself(fit_grid):
   n, reason = batch.choose_max_batch(fit_grid, (64, 64), channels=3, probe=(16, 16))
   assert n >= 1 and "per fit" in reason and "fits per call" in reason
