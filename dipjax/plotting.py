@@ -74,3 +74,43 @@ def plot_curves(path: str, *, loss: np.ndarray, psnr_target: np.ndarray, psnr_cl
     _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
   finally:
     plt.close(fig)
+
+
+def plot_heatmap(path: str, values: np.ndarray, *, x_label: str, x_ticks, y_label: str, y_ticks,
+                 title: str = "", unit: str = "dB") -> None:
+  """Saves a heat map of ``values`` (``(len(y_ticks), len(x_ticks))``), each cell annotated with its value.
+
+  Args:
+    path: output PNG path.
+    values: 2-D array; NaN cells are left blank.
+    x_label, x_ticks, y_label, y_ticks: axis names and the values along them.
+    title: figure title.
+    unit: shown on the colour bar.
+  """
+  import matplotlib
+
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt
+
+  from dipjax.image_io import _atomic_write
+
+  values = np.atleast_2d(np.asarray(values, np.float64))
+  fig, ax = plt.subplots(figsize=(1.2 + 1.1 * values.shape[1], 1.2 + 0.7 * values.shape[0]))
+  im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
+  fig.colorbar(im, ax=ax, label=unit)
+  finite = values[np.isfinite(values)]
+  mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+  for (r, c), v in np.ndenumerate(values):
+    if np.isfinite(v):
+      ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8, color="k" if v > mid else "w")
+  ax.set_xticks(range(values.shape[1]), [f"{t:g}" if isinstance(t, (int, float)) else str(t) for t in x_ticks])
+  ax.set_yticks(range(values.shape[0]), [f"{t:g}" if isinstance(t, (int, float)) else str(t) for t in y_ticks])
+  ax.set_xlabel(x_label)
+  ax.set_ylabel(y_label)
+  if title:
+    ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  try:
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+  finally:
+    plt.close(fig)

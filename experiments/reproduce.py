@@ -34,6 +34,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 from typing import Callable, Optional, Sequence
 
 from absl import flags
@@ -85,8 +86,9 @@ def load(folder: str, name: str) -> np.ndarray:
   path = os.path.join(folder, name)
   if not os.path.exists(path):
     raise ValueError(f"{path!r} is missing; the benchmark folder is incomplete.")
-  image = image_io.load_image(path)
-  return image[..., :3] if image.shape[-1] == 4 else image  # the published SR outputs are RGBA with alpha 255
+  with warnings.catch_warnings():  # the published SR outputs are RGBA with alpha 255: dropping it loses nothing
+    warnings.filterwarnings("ignore", message=".*alpha channel.*")
+    return image_io.load_image(path)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

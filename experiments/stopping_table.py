@@ -26,12 +26,9 @@ import jax
 import numpy as np
 
 from dipjax import image_io, presets
-from experiments import common, denoise
+from experiments import common, denoise, reproduce  # reproduce defines --data_dir and --images
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", os.path.join("..", "shared", "data", "benchmarks"),
-                    "Folder laid out like ../shared/data/benchmarks (with denoising_cset9/).")
-flags.DEFINE_list("images", [], "Subset of image names (default: every <name>_noisy.png).")
 # --crop (default 64: CPU scale), --steps (default 2500), --out_dir (default runs/stopping_table),
 # --stop_patience and --stop_window are the shared flags of experiments/common.py.
 
@@ -40,10 +37,7 @@ def run_table(*, data_dir: str, names: list[str], crop: int, steps: int, stop: c
               log=print) -> dict:
   """Runs the denoising fit on each image; returns per-image and mean PSNRs per criterion."""
   folder = os.path.join(data_dir, "denoising_cset9")
-  if not os.path.isdir(folder):
-    raise ValueError(f"no denoising_cset9 folder in --data_dir={data_dir!r}.")
-  if not names:
-    names = sorted(f[:-len("_noisy.png")] for f in os.listdir(folder) if f.endswith("_noisy.png"))
+  names = reproduce.list_names(folder, "_noisy.png", names)
   preset = dataclasses.replace(presets.get("denoise", "cpu"), steps=steps, crop=crop)
   rows = {}
   for name in names:
