@@ -95,7 +95,10 @@ def _allgather(tree):
 def make_grid_fit(model, *, num_steps: int, forward_aux: Optional[Callable] = None,
                   **loop_kwargs) -> Callable[..., GridResult]:
   """Returns ``fit_grid(keys, targets, *, clean=None, hyper=None, aux=None, z=None, out_shape=None,
-  max_batch=None, mesh='auto', seeds_per_group=None)`` (see the module docstring).
+  max_batch=None, mesh='auto', seeds_per_group=None, on_chunk=None)`` (see the module docstring).
+
+  ``on_chunk(done, total)`` is called after each call of ``max_batch`` fits (this
+  process's fits done so far and in all), e.g. to print progress.
 
   ``loop_kwargs`` as for :func:`dipjax.make_fit_loop`. ``forward_aux(x, aux)``, instead
   of ``forward``, is a forward operator that also takes a per-image array (e.g. an
@@ -135,7 +138,8 @@ def make_grid_fit(model, *, num_steps: int, forward_aux: Optional[Callable] = No
   def fit_grid(keys: jax.Array, targets: jax.Array, *, clean: Optional[jax.Array] = None,
                hyper: Optional[dict] = None, aux: Optional[jax.Array] = None, z: Optional[jax.Array] = None,
                out_shape: Optional[tuple[int, int]] = None,
-               max_batch: Optional[int] = None, mesh="auto", seeds_per_group: Optional[int] = None) -> GridResult:
+               max_batch: Optional[int] = None, mesh="auto", seeds_per_group: Optional[int] = None,
+               on_chunk: Optional[Callable[[int, int], None]] = None) -> GridResult:
     if targets.ndim != 4:
       raise ValueError(f"`targets` must be (I, h, w, C), got shape {tuple(targets.shape)}.")
     if keys.ndim != 1:
@@ -183,6 +187,9 @@ def make_grid_fit(model, *, num_steps: int, forward_aux: Optional[Callable] = No
           args = jax.device_put(args, shardings)
         res = program(tuple(out_shape), group, shardings)(*args)
         outs.append(jax.tree_util.tree_map(lambda a: a[:len(idx) - pad], res))
+        if on_chunk is not None:
+          jax.block_until_ready(res)
+          on_chunk(min(start + chunk, len(fits)), len(fits))
       return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs) if len(outs) > 1 else outs[0]
 
     n_proc = jax.process_count()

@@ -165,8 +165,9 @@ def fit_problems(preset: presets_lib.TaskPreset, problems: Sequence[common.Probl
         + f" = {n_fits} fits of {preset.steps} steps in one program, at most {min(chunk, n_fits)} per call, on "
         f"{jax.devices()[0].device_kind} ({jax.default_backend()}, {jax.device_count()} device(s))")
     t0 = time.perf_counter()
+    progress = lambda done, total: log(f"  {done}/{total} fits done ({time.perf_counter() - t0:.0f} s)")
     r = grid(keys, targets, clean=clean, hyper=hyper, aux=aux, z=z, out_shape=(canvas.height, canvas.width),
-             max_batch=chunk)
+             max_batch=chunk, on_chunk=progress if chunk < n_fits else None)
     r = jax.block_until_ready(r)
     wall = time.perf_counter() - t0
     log(f"  done in {wall:.1f} s ({wall / len(members):.1f} s per image, compile included)")
@@ -254,6 +255,11 @@ def run_reproduction(spec: Spec, preset: presets_lib.TaskPreset, items: Sequence
   log(f"{spec.title}: preset {preset_name!r}: {preset.describe()}")
   log(f"{len(items)} image(s), {seeds} seed(s), " + (f"centre {scale}x{scale} crops (CPU scale)" if scale
                                                      else "full size"))
+  if not scale and jax.default_backend() == "cpu":
+    pixels = sum(int(np.prod(it.problem.size)) for it in items)
+    hours = pixels / (128 * 128) * 0.13 * preset.steps * seeds / 3600  # 0.13 s per step at 128² (BUILD_NOTES §3)
+    if hours > 0.5:
+      log(f"note: full-size images on a CPU: about {hours:.0f} h on 2 cores; --scale=64 runs the protocol on crops")
   fitted = fit_problems(preset, [it.problem for it in items], seeds=seeds, seed=seed, max_batch=max_batch, log=log)
   rows = {}
   for item, fit in zip(items, fitted):

@@ -65,7 +65,9 @@ def test_cartesian_product_of_two_hyper_parameters_and_chunking(fit_grid):
   r4 = lambda a: np.round(np.asarray(a, np.float64), 4).tolist()
   got = sorted(zip(r4(whole.hyper["learning_rate"]), r4(whole.hyper["reg_noise_std"])))
   assert got == sorted((a, b) for a in (0.01, 0.02) for b in (0.0, 0.1, 0.2))
-  chunked = fit_grid(keys, t, hyper=hyper, max_batch=4)  # 6 fits in calls of 4 (the last padded)
+  calls = []
+  chunked = fit_grid(keys, t, hyper=hyper, max_batch=4, on_chunk=lambda *a: calls.append(a))  # 6 fits: 4 + 2 (padded)
+  assert calls == [(4, 6), (6, 6)]
   np.testing.assert_array_equal(np.asarray(whole.output), np.asarray(chunked.output))
   v = int(np.nonzero((whole.hyper["learning_rate"] == np.float32(0.02)) &
                      (whole.hyper["reg_noise_std"] == np.float32(0.1)))[0][0])
