@@ -95,7 +95,7 @@ def plot_heatmap(path: str, values: np.ndarray, *, x_label: str, x_ticks, y_labe
   from dipjax.image_io import _atomic_write
 
   values = np.atleast_2d(np.asarray(values, np.float64))
-  fig, ax = plt.subplots(figsize=(1.2 + 1.1 * values.shape[1], 1.2 + 0.7 * values.shape[0]))
+  fig, ax = plt.subplots(figsize=(max(5.5, 1.6 + 1.1 * values.shape[1]), max(2.8, 1.4 + 0.7 * values.shape[0])))
   im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
   fig.colorbar(im, ax=ax, label=unit)
   finite = values[np.isfinite(values)]

@@ -38,6 +38,7 @@ flags.DEFINE_integer("steps", 10, "Timed Adam steps per measurement.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions (dipjax and PyTorch interleaved); the fastest is reported.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch eager implementation (needs torch).")
 flags.DEFINE_string("out", "runs/bench_speed.json", "Where to write the JSON results.")
+flags.DEFINE_string("model", "default", "Network preset (dipjax.PRESETS); the PyTorch comparison needs 'default'.")
 
 REG_NOISE = 1.0 / 30.0  # the denoising setting: perturbation, EMA and guard all on
 LR = 0.01
@@ -55,8 +56,8 @@ class DipjaxTimer:
   once untimed first. S = 1 is the plain single-seed program (no ``vmap``).
   """
 
-  def __init__(self, size: int, num_seeds: int, steps: int, seeds_per_group: int = 0):
-    net = dipjax.skip_default()
+  def __init__(self, size: int, num_seeds: int, steps: int, seeds_per_group: int = 0, model: str = "default"):
+    net = dipjax.get_model(model, out_channels=3)
     target = _target(size)
     keys = jax.random.split(jax.random.key(1), num_seeds)
     fit = dipjax.make_fit(net, num_steps=steps, reg_noise_std=REG_NOISE, learning_rate=LR, guard_every=1)
@@ -151,12 +152,14 @@ def main(argv):
   print(json.dumps(results["machine"]))
   for size in sizes:
     timer = None
+    if FLAGS.torch and FLAGS.model != "default":
+      raise app.UsageError("--torch compares the default network only; pass --model=default or --torch=false.")
     if FLAGS.torch:
       try:
         timer = TorchTimer(size, FLAGS.steps)
       except ImportError:
         print("torch is not installed (pip install -e '.[torch]'): skipping the PyTorch comparison")
-    ours = DipjaxTimer(size, 1, FLAGS.steps)
+    ours = DipjaxTimer(size, 1, FLAGS.steps, model=FLAGS.model)
     for _ in range(FLAGS.repeats):  # interleaved, so both see the same machine conditions
       ours()
       if timer is not None:
@@ -170,7 +173,8 @@ def main(argv):
       r["ratio_vs_torch"] = r["s_per_step"] / t["s_per_step"]
     print(json.dumps(r))
   for size in seed_sizes:
-    timers = [DipjaxTimer(size, s, FLAGS.steps, FLAGS.seeds_per_group) for s in sorted(set(seeds) | {1})]
+    timers = [DipjaxTimer(size, s, FLAGS.steps, FLAGS.seeds_per_group, model=FLAGS.model)
+              for s in sorted(set(seeds) | {1})]
     for _ in range(FLAGS.repeats):  # interleaved across S
       for t in timers:
         t()

@@ -21,7 +21,7 @@ def _run(args, tmp_path):
 def test_bench_speed_smoke(tmp_path):
   out = tmp_path / "bench.json"
   proc = _run(["experiments.bench_speed", "--sizes=32", "--seed_sizes=32", "--seeds=1,2", "--steps=1",
-               "--repeats=1", "--torch=false", f"--out={out}"], tmp_path)
+               "--repeats=1", "--torch=false", "--model=tiny", f"--out={out}"], tmp_path)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(out.read_text())
   assert len(result["single"]) == 1 and len(result["seeds"]) == 2
