@@ -422,6 +422,13 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
     dipjax.memory.check_fits(memory_estimate, what=what)
   t0 = time.perf_counter()
   state = init(keys, z_images)
+  ckpt_path = os.path.join(out_dir, "checkpoint.msgpack")
+  ckpt_config = dict(preset=preset.to_dict(), seeds=seeds, seed=seed, stop=[list(c) for c in criteria],
+                     tile=tile, tile_overlap=tile_overlap if tile else None,
+                     target_sha256=_sha256(problem.target), clean_sha256=_sha256(problem.clean),
+                     z_sha256=_sha256(problem.z_image), mask_sha256=_sha256(problem.mask))
+  if resume:  # before compiling: a missing, foreign or mismatched checkpoint fails fast
+    state, extra = dipjax.checkpoint.load(ckpt_path, state, config=ckpt_config)
   programs = {n: make_program(n).lower(state, targets, cleans, masks).compile() for n in lengths}
   program_bytes = max(dipjax.memory.program_bytes(c) for c in programs.values())
   dipjax.memory.check_fits(program_bytes, what=what)
@@ -439,13 +446,7 @@ def run_task(preset: presets_lib.TaskPreset, problem: Problem, *, seeds: int = 1
                      for s in range(seeds)])
 
   curves, done, t_run, ended = [], 0, time.perf_counter(), None
-  ckpt_path = os.path.join(out_dir, "checkpoint.msgpack")
-  ckpt_config = dict(preset=preset.to_dict(), seeds=seeds, seed=seed, stop=[list(c) for c in criteria],
-                     tile=tile, tile_overlap=tile_overlap if tile else None,
-                     target_sha256=_sha256(problem.target), clean_sha256=_sha256(problem.clean),
-                     z_sha256=_sha256(problem.z_image), mask_sha256=_sha256(problem.mask))
   if resume:
-    state, extra = dipjax.checkpoint.load(ckpt_path, state, config=ckpt_config)
     done = int(np.asarray(state.step).max())
     if done:
       curves.append(dipjax.StepMetrics(**{k: extra[k] for k in dipjax.StepMetrics._fields}))
