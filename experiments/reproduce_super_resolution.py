@@ -53,8 +53,10 @@ def load_items(data_dir: str, *, factor: int, scale: int, names=(), preset=None)
     published = {}
     for m in PUBLISHED[factor]:
       image = reproduce.load(folder, f"{name}_{m}.png")
-      published[m] = common.centre_crop(image, scale, multiple=factor)[:hr[0], :hr[1]] if scale else \
-          image[:hr[0], :hr[1]]
+      published[m] = common.centre_crop(image, scale, multiple=factor)  # the window of the ground truth's crop
+      if published[m].shape[:2] != hr:
+        raise ValueError(f"{name}_{m}.png is {image.shape[1]}x{image.shape[0]} but {name}_GT.png is "
+                         f"{gt.shape[1]}x{gt.shape[0]}; the benchmark folder is inconsistent.")
     box = dipjax.metrics.nonzero_box(published[PUBLISHED[factor][0]])
     items.append(reproduce.Item(name=name, problem=problem, published=published, box=box))
   return items

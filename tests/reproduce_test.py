@@ -199,3 +199,30 @@ def test_sweep_errors_are_one_line(tmp_path):
   assert "no --grid axis" in error_of("sweep", ["--task=denoise", out])
   assert "must be floats" in error_of("sweep", ["--task=denoise", "--grid=lr=fast", out])
   assert "--heatmap" in error_of("sweep", ["--task=denoise", "--grid=lr=0.01", "--heatmap=sigma", out])
+
+
+BENCHMARKS = os.environ.get("DIPJAX_BENCHMARKS", os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "..", "shared", "data", "benchmarks"))
+
+
+@pytest.mark.skipif(not os.path.isdir(BENCHMARKS), reason=f"benchmark images not found at {BENCHMARKS} "
+                    "(set DIPJAX_BENCHMARKS)")
+def test_published_columns_at_full_size_match_the_verified_tables():
+  """The scripts' loaders and protocols give the benchmark README's verified means for the published outputs."""
+  from dipjax import presets
+  from experiments import reproduce, reproduce_denoising, reproduce_inpainting, reproduce_super_resolution
+
+  def mean_of(items, method, score):
+    return np.mean([score(it.published[method], it.problem.clean, it.box) for it in items])
+
+  sr = reproduce_super_resolution.load_items(BENCHMARKS, factor=4, scale=0,
+                                             preset=presets.get("super_resolution", "paper_x4"))
+  y = lambda image, clean, box: dipjax.psnr_sr(image, clean, box=box)
+  assert mean_of(sr, "deep_prior", y) == pytest.approx(29.90, abs=0.01)
+  assert mean_of(sr, "bicubic", y) == pytest.approx(28.44, abs=0.01)
+  den = reproduce_denoising.load_items(BENCHMARKS, sigma=25, scale=0, preset=presets.get("denoise", "paper"))
+  assert mean_of(den, "deep_prior", reproduce.psnr_all) == pytest.approx(31.29, abs=0.01)
+  assert mean_of(den, "bm3d", reproduce.psnr_all) == pytest.approx(31.42, abs=0.01)
+  inp = reproduce_inpainting.load_items(BENCHMARKS, scale=0)
+  assert mean_of(inp, "deep_prior", reproduce.psnr_all) == pytest.approx(33.44, abs=0.01)
+  assert mean_of(inp, "papyan", reproduce.psnr_all) == pytest.approx(31.16, abs=0.01)
