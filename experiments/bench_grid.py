@@ -25,8 +25,6 @@ import time
 from absl import app, flags
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 import dipjax
 from dipjax import batch, memory

@@ -23,8 +23,6 @@ import time
 from absl import app, flags
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 import dipjax
 

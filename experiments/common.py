@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import json
 import os
 import sys
 import tempfile

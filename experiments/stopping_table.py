@@ -16,7 +16,6 @@ folder). The benchmark images are never part of the project.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 

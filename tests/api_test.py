@@ -36,7 +36,6 @@ def test_key_is_first_and_defaults_are_keyword_only(name):
 def test_conv_bias_before_batchnorm_has_no_effect():
   """The biases that BatchNorm cancels are kept (parameter parity) but do not change the output."""
   import jax
-  import jax.numpy as jnp
   import numpy as np
 
   net = dipjax.skip_tiny()

@@ -5,9 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

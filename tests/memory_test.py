@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-import dipjax
 from dipjax import memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
