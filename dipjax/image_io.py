@@ -163,6 +163,16 @@ def save_image(path: str, image, *, bit_depth: int = 8) -> None:
   _atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
 
 
+def save_text(path: str, text: str) -> None:
+  """Writes ``text`` (UTF-8), atomically."""
+
+  def write(tmp):
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+
+  _atomic_write(path, write)
+
+
 def save_json(path: str, obj) -> None:
   """Writes ``obj`` as indented JSON, atomically."""
 

@@ -7,6 +7,27 @@ from typing import Optional
 import numpy as np
 
 
+def pyplot():
+  """matplotlib's pyplot with the headless ``Agg`` backend (matplotlib is imported only when a plot is drawn)."""
+  import matplotlib
+
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
+def save_figure(fig, path: str) -> None:
+  """Lays ``fig`` out, writes it as a PNG atomically and closes it."""
+  from dipjax.image_io import _atomic_write
+
+  fig.tight_layout()
+  try:
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+  finally:
+    pyplot().close(fig)
+
+
 def plot_curves(path: str, *, loss: np.ndarray, psnr_target: np.ndarray, psnr_clean: Optional[np.ndarray] = None,
                 ema_psnr_clean: Optional[np.ndarray] = None, title: str = "") -> None:
   """Saves a two-panel PNG: loss (log scale) and PSNR against steps, one line per seed.
@@ -20,13 +41,7 @@ def plot_curves(path: str, *, loss: np.ndarray, psnr_target: np.ndarray, psnr_cl
     loss, psnr_target, psnr_clean, ema_psnr_clean: ``(S, T)`` or ``(T,)`` curves.
     title: figure title.
   """
-  import matplotlib
-
-  matplotlib.use("Agg", force=False)
-  import matplotlib.pyplot as plt
-
-  from dipjax.image_io import _atomic_write
-
+  plt = pyplot()
   as2d = lambda a: None if a is None else np.atleast_2d(np.asarray(a, np.float64))
   loss, psnr_target = as2d(loss), as2d(psnr_target)
   psnr_clean, ema_psnr_clean = as2d(psnr_clean), as2d(ema_psnr_clean)
@@ -69,11 +84,7 @@ def plot_curves(path: str, *, loss: np.ndarray, psnr_target: np.ndarray, psnr_cl
     ax.legend(fontsize=8, loc="best")
   if title:
     fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  try:
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-  finally:
-    plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_heatmap(path: str, values: np.ndarray, *, x_label: str, x_ticks, y_label: str, y_ticks,
@@ -87,13 +98,7 @@ def plot_heatmap(path: str, values: np.ndarray, *, x_label: str, x_ticks, y_labe
     title: figure title.
     unit: shown on the colour bar.
   """
-  import matplotlib
-
-  matplotlib.use("Agg", force=False)
-  import matplotlib.pyplot as plt
-
-  from dipjax.image_io import _atomic_write
-
+  plt = pyplot()
   values = np.atleast_2d(np.asarray(values, np.float64))
   fig, ax = plt.subplots(figsize=(max(5.5, 1.6 + 1.1 * values.shape[1]), max(2.8, 1.4 + 0.7 * values.shape[0])))
   im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
@@ -109,8 +114,4 @@ def plot_heatmap(path: str, values: np.ndarray, *, x_label: str, x_ticks, y_labe
   ax.set_ylabel(y_label)
   if title:
     ax.set_title(title, fontsize=9)
-  fig.tight_layout()
-  try:
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-  finally:
-    plt.close(fig)
+  save_figure(fig, path)

@@ -37,7 +37,7 @@ import time
 import warnings
 from typing import Callable, Optional, Sequence
 
-from absl import flags
+from absl import app, flags
 
 import jax
 import jax.numpy as jnp
@@ -122,7 +122,6 @@ class Fitted:
   curves: dipjax.StepMetrics  # each (S, V, T)
   hyper: dict  # name -> (V,) values
   wall_s: float  # this problem's share of its group's wall time (compile included)
-  group_size: int  # problems fitted in the same program
 
 
 def fit_problems(preset: presets_lib.TaskPreset, problems: Sequence[common.Problem], *, seeds: int, seed: int = 0,
@@ -176,8 +175,7 @@ def fit_problems(preset: presets_lib.TaskPreset, problems: Sequence[common.Probl
     for j, i in enumerate(members):
       fitted[i] = Fitted(outputs=outputs[j], emas=emas[j],
                          curves=jax.tree_util.tree_map(lambda a: np.asarray(a[j]), r.metrics),
-                         hyper={k: np.asarray(v) for k, v in r.hyper.items()}, wall_s=wall / len(members),
-                         group_size=len(members))
+                         hyper={k: np.asarray(v) for k, v in r.hyper.items()}, wall_s=wall / len(members))
   return fitted
 
 
@@ -272,7 +270,7 @@ def run_reproduction(spec: Spec, preset: presets_lib.TaskPreset, items: Sequence
         row.setdefault("baseline_s", {})[name] = time.perf_counter() - t0
     row["size"] = list(item.problem.size)
     rows[item.name] = row
-    write_item_files(out_dir, item, fit, row, spec, preset, seeds)
+    write_item_files(out_dir, item, fit, spec, preset)
     log(f"{item.name}: single {row['single_mean']:.2f} ± {row['single_sd']:.2f}, EMA {row['ema_mean']:.2f}"
         + "".join(f", ensemble of {k} {p:.2f}" for k, p in row["ensemble"].items())
         + "".join(f", {spec.published_labels.get(m, m)} {p:.2f}" for m, p in row["published"].items()))
@@ -285,7 +283,7 @@ def run_reproduction(spec: Spec, preset: presets_lib.TaskPreset, items: Sequence
                         for item, f in zip(items, fitted)})
   result["wall_s"] = time.perf_counter() - t_start
   table = markdown(result, spec)
-  image_io._atomic_write(os.path.join(out_dir, "table.md"), lambda tmp: open(tmp, "w").write(table))
+  image_io.save_text(os.path.join(out_dir, "table.md"), table)
   image_io.save_json(os.path.join(out_dir, "results.json"), result)
   if seeds > 1:
     plot_ensemble(os.path.join(out_dir, "ensemble.png"), rows, title=spec.title)
@@ -306,9 +304,11 @@ def mean_row(rows: dict) -> dict:
   return out
 
 
-def write_item_files(out_dir: str, item: Item, fit: Fitted, row: dict, spec: Spec, preset, seeds: int) -> None:
+def write_item_files(out_dir: str, item: Item, fit: Fitted, spec: Spec, preset) -> None:
+  """One image's curves plot and its seed-0 output, EMA and (with several seeds) ensemble."""
   from dipjax import plotting
 
+  seeds = fit.outputs.shape[0]
   c = fit.curves
   pick = lambda a: np.asarray(a)[:, 0]
   plotting.plot_curves(os.path.join(out_dir, "curves", f"{item.name}.png"), loss=pick(c.loss),
@@ -391,12 +391,9 @@ def markdown(result: dict, spec: Spec) -> str:
 
 def plot_ensemble(path: str, rows: dict, *, title: str = "") -> None:
   """PSNR of the ensemble of k seeds against k: per image (thin) and the mean (thick), outputs and EMAs."""
-  import matplotlib
+  from dipjax import plotting
 
-  matplotlib.use("Agg", force=False)
-  import matplotlib.pyplot as plt
-
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=False)
+  fig, axes = plotting.pyplot().subplots(1, 2, figsize=(10, 3.6), sharey=False)
   for ax, key, label in ((axes[0], "ensemble_vs_k", "mean of k final outputs"),
                          (axes[1], "ensemble_ema_vs_k", "mean of k EMAs")):
     ks = sorted(next(iter(rows.values()))[key], key=int)
@@ -416,11 +413,31 @@ def plot_ensemble(path: str, rows: dict, *, title: str = "") -> None:
     ax.legend(fontsize=8)
   if title:
     fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  try:
-    image_io._atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-  finally:
-    plt.close(fig)
+  plotting.save_figure(fig, path)
+
+
+def make_main(prepare: Callable[[], tuple], *, default_seeds: int):
+  """The absl ``main`` of a reproduction script.
+
+  ``prepare()`` checks the script's own flags and returns ``(preset_name, preset,
+  out_dir, build)``; ``build() -> (spec, items)`` loads the images once ``out_dir`` is
+  known to be writable. Errors are one line and exit non-zero.
+  """
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+      name, preset, out_dir, build = prepare()
+      common.ensure_writable(out_dir)
+      spec, items = build()
+      run_reproduction(spec, preset, items, seeds=seeds_from_flags(default_seeds), seed=FLAGS.seed,
+                       scale=FLAGS.scale, out_dir=out_dir, baselines=FLAGS.baselines, max_batch=FLAGS.max_batch,
+                       preset_name=name, log=lambda m: print(m, flush=True))
+    except ValueError as e:
+      raise SystemExit(f"error: {e}") from None
+
+  return main
 
 
 def preset_from_flags(task: str, default: str) -> tuple[str, presets_lib.TaskPreset]:

@@ -53,26 +53,22 @@ def load_items(data_dir: str, *, sigma: int, scale: int, names=(), preset=None) 
   return items
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    sigma = 25 if FLAGS.sigma is None else FLAGS.sigma
-    if sigma not in (25, 50):
-      raise ValueError(f"--sigma must be 25 or 50 (the published sets), got {sigma:g}.")
-    sigma = int(sigma)
-    name, preset = reproduce.preset_from_flags("denoise", "paper" if sigma == 25 else "paper_sigma50")
-    out_dir = FLAGS.out_dir or os.path.join("runs", "reproduce_denoising")
-    common.ensure_writable(out_dir)
-    items = load_items(FLAGS.data_dir, sigma=sigma, scale=FLAGS.scale, names=FLAGS.images, preset=preset)
-    spec = reproduce.Spec(title=f"Denoising, σ = {sigma}, {len(items)} colour images", protocol="RGB, all pixels",
-                          paper=PAPER[sigma], published_labels=LABELS)
-    reproduce.run_reproduction(spec, preset, items, seeds=reproduce.seeds_from_flags(DEFAULT_SEEDS), seed=FLAGS.seed,
-                               scale=FLAGS.scale, out_dir=out_dir, baselines=FLAGS.baselines,
-                               max_batch=FLAGS.max_batch, preset_name=name, log=lambda m: print(m, flush=True))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
+def prepare():
+  sigma = 25 if FLAGS.sigma is None else FLAGS.sigma
+  if sigma not in (25, 50):
+    raise ValueError(f"--sigma must be 25 or 50 (the published sets), got {sigma:g}.")
+  sigma = int(sigma)
+  name, preset = reproduce.preset_from_flags("denoise", "paper" if sigma == 25 else "paper_sigma50")
 
+  def build():
+    items = load_items(FLAGS.data_dir, sigma=sigma, scale=FLAGS.scale, names=FLAGS.images, preset=preset)
+    return reproduce.Spec(title=f"Denoising, σ = {sigma}, {len(items)} colour images", protocol="RGB, all pixels",
+                          paper=PAPER[sigma], published_labels=LABELS), items
+
+  return name, preset, FLAGS.out_dir or os.path.join("runs", "reproduce_denoising"), build
+
+
+main = reproduce.make_main(prepare, default_seeds=DEFAULT_SEEDS)
 
 if __name__ == "__main__":
   app.run(main)

@@ -55,22 +55,18 @@ def load_items(data_dir: str, *, scale: int, names=()) -> list[reproduce.Item]:
   return items
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    name, preset = reproduce.preset_from_flags("restore", "paper_50")
-    out_dir = FLAGS.out_dir or os.path.join("runs", "reproduce_inpainting")
-    common.ensure_writable(out_dir)
-    items = load_items(FLAGS.data_dir, scale=FLAGS.scale, names=FLAGS.images)
-    spec = reproduce.Spec(title=f"Inpainting, 50% of pixels missing, {len(items)} gray images",
-                          protocol="gray, all pixels", paper=PAPER, published_labels=LABELS)
-    reproduce.run_reproduction(spec, preset, items, seeds=reproduce.seeds_from_flags(DEFAULT_SEEDS), seed=FLAGS.seed,
-                               scale=FLAGS.scale, out_dir=out_dir, baselines=FLAGS.baselines,
-                               max_batch=FLAGS.max_batch, preset_name=name, log=lambda m: print(m, flush=True))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
+def prepare():
+  name, preset = reproduce.preset_from_flags("restore", "paper_50")
 
+  def build():
+    items = load_items(FLAGS.data_dir, scale=FLAGS.scale, names=FLAGS.images)
+    return reproduce.Spec(title=f"Inpainting, 50% of pixels missing, {len(items)} gray images",
+                          protocol="gray, all pixels", paper=PAPER, published_labels=LABELS), items
+
+  return name, preset, FLAGS.out_dir or os.path.join("runs", "reproduce_inpainting"), build
+
+
+main = reproduce.make_main(prepare, default_seeds=DEFAULT_SEEDS)
 
 if __name__ == "__main__":
   app.run(main)

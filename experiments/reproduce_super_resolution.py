@@ -62,29 +62,25 @@ def load_items(data_dir: str, *, factor: int, scale: int, names=(), preset=None)
   return items
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    factor = FLAGS.factor or 4
-    if factor not in (4, 8):
-      raise ValueError(f"--factor must be 4 or 8 (the published Set5 sets), got {factor}.")
-    name, preset = reproduce.preset_from_flags("super_resolution", f"paper_x{factor}")
-    preset = dataclasses.replace(preset, factor=factor)  # --factor picks the set; the preset the fit's settings
-    out_dir = FLAGS.out_dir or os.path.join("runs", f"reproduce_super_resolution_x{factor}")
-    common.ensure_writable(out_dir)
+def prepare():
+  factor = FLAGS.factor or 4
+  if factor not in (4, 8):
+    raise ValueError(f"--factor must be 4 or 8 (the published Set5 sets), got {factor}.")
+  name, preset = reproduce.preset_from_flags("super_resolution", f"paper_x{factor}")
+  preset = dataclasses.replace(preset, factor=factor)  # --factor picks the set; the preset the fit's settings
+
+  def build():
     items = load_items(FLAGS.data_dir, factor=factor, scale=FLAGS.scale, names=FLAGS.images, preset=preset)
-    spec = reproduce.Spec(title=f"Super-resolution x{factor}, Set5 ({len(items)} images)",
+    return reproduce.Spec(title=f"Super-resolution x{factor}, Set5 ({len(items)} images)",
                           protocol="Y channel (BT.601), inside the published DIP output's non-zero box shaved by 4 px",
                           paper=PAPER[factor], published_labels=LABELS,
                           score=lambda image, clean, box: dipjax.psnr_sr(image, clean, box=box),
-                          curve_note=", curves: RGB PSNR over all pixels")
-    reproduce.run_reproduction(spec, preset, items, seeds=reproduce.seeds_from_flags(DEFAULT_SEEDS), seed=FLAGS.seed,
-                               scale=FLAGS.scale, out_dir=out_dir, baselines=FLAGS.baselines,
-                               max_batch=FLAGS.max_batch, preset_name=name, log=lambda m: print(m, flush=True))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
+                          curve_note=", curves: RGB PSNR over all pixels"), items
 
+  return name, preset, FLAGS.out_dir or os.path.join("runs", f"reproduce_super_resolution_x{factor}"), build
+
+
+main = reproduce.make_main(prepare, default_seeds=DEFAULT_SEEDS)
 
 if __name__ == "__main__":
   app.run(main)

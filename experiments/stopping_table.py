@@ -92,7 +92,7 @@ def main(argv):
     raise SystemExit(f"error: {e}") from None
   table = markdown(result)
   print(table)
-  image_io._atomic_write(os.path.join(out_dir, "table.md"), lambda tmp: open(tmp, "w").write(table))
+  image_io.save_text(os.path.join(out_dir, "table.md"), table)
   image_io.save_json(os.path.join(out_dir, "table.json"), result)
 
 

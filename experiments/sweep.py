@@ -195,7 +195,7 @@ def main(argv):
                         y_label=heat[1] if len(heat) > 1 else "", y_ticks=ys if len(heat) > 1 else [""],
                         title=f"{task}: PSNR of the {FLAGS.metric} (mean over {FLAGS.seeds} seed(s))")
   result["heatmap_values"] = values.tolist()
-  image_io._atomic_write(os.path.join(out_dir, "table.md"), lambda tmp: open(tmp, "w").write(table))
+  image_io.save_text(os.path.join(out_dir, "table.md"), table)
   image_io.save_json(os.path.join(out_dir, "results.json"), result)
   print(table)
   print(f"results in {out_dir}")
