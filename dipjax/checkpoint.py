@@ -45,7 +45,7 @@ def _is_key(leaf) -> bool:
 
 def save(path: str, state: Any, *, config: dict, extra: Optional[dict] = None) -> None:
   """Writes ``state`` (any pytree of arrays), ``extra`` (a dict of host arrays) and ``config`` to ``path``, atomically."""
-  from dipjax.image_io import _atomic_write
+  from dipjax.image_io import atomic_write
 
   leaves = jax.tree_util.tree_leaves(state)
   payload = {
@@ -61,7 +61,7 @@ def save(path: str, state: Any, *, config: dict, extra: Optional[dict] = None) -
     with open(tmp, "wb") as f:
       f.write(data)
 
-  _atomic_write(path, write)
+  atomic_write(path, write)
 
 
 def load(path: str, template: Any, *, config: dict) -> tuple[Any, dict]:
@@ -72,7 +72,7 @@ def load(path: str, template: Any, *, config: dict) -> tuple[Any, dict]:
       fields that differ), or leaves that do not fit ``template``.
   """
   if not os.path.isfile(path):
-    raise ValueError(f"no checkpoint at {path!r}; run without --resume first (with --checkpoint_every).")
+    raise ValueError(f"no checkpoint at {path!r}; run without `resume` first, with checkpoints on (`checkpoint_every`).")
   try:
     with open(path, "rb") as f:
       payload = serialization.msgpack_restore(f.read())
@@ -86,7 +86,7 @@ def load(path: str, template: Any, *, config: dict) -> tuple[Any, dict]:
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
              for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
     raise ValueError(f"checkpoint {path!r} is from a different run ({'; '.join(diffs) or 'config differs'}); "
-                     "use the same flags or another --out_dir.")
+                     "use the same settings or another checkpoint path.")
   t_leaves, treedef = jax.tree_util.tree_flatten(template)
   stored = payload["leaves"]
   if len(stored) != len(t_leaves):

@@ -11,14 +11,18 @@ and reads the restored image off ``f_θ(z)`` before the network fits the
 corruption. Each step also updates an exponential moving average of the
 outputs, ``ema_t = d ema_{t-1} + (1 - d) x_t`` (``ema_0 = x_0``, ``d = 0.99``).
 
-The core is written for one image and one seed. ``make_fit`` takes the static
-choices (network, forward operator, steps, hyper-parameters) and returns a pure
-``fit(key, target, ...)``; many seeds run in one compiled program with
-:func:`fit_seeds` (``jax.vmap`` over keys, in groups run one after another). The lower-level :func:`make_fit_loop` returns
-``init``/``run``/``render`` so the scan can run in chunks (a progress bar, an
-early exit, a resume) with bit-identical results to one long scan: all per-step
-randomness comes from ``fold_in(key, step)`` and all mutable state is in the
-named carry :class:`FitState`.
+The core is written for one image and one seed. :func:`make_fit_loop` takes the
+static choices (network, loss, optimiser, EMA, input, guard, stopping criteria)
+and returns the pure ``init``/``run``/``render`` of one fit; the forward operator
+``A`` (:mod:`dipjax.operators`) and the observation are *arguments* of ``run``, so
+one compiled program serves every mask or crop window and per-image operators
+batch with ``vmap``. ``run`` can be called in chunks (a progress bar, an early
+exit, a resume) with bit-identical results to one long scan: all per-step
+randomness comes from ``fold_in(key, step)`` and all mutable state is in the named
+carry :class:`FitState`. :func:`make_fit` wraps ``init`` + ``run`` + ``render`` in one
+jit-compiled call; many seeds run in one compiled program with :func:`fit_seeds`
+(``jax.vmap`` over keys, in groups run one after another). The whole run with
+canvas, chunks, stopping, checkpoints and ensembles is :func:`dipjax.restore`.
 
 Optional rollback guard (the reference's "backtracking"): every ``guard_every``
 steps the PSNR of ``A(x_t)`` against the target is compared with the value at the
@@ -43,13 +47,9 @@ from jax.flatten_util import ravel_pytree
 from dipjax import inputs as inputs_lib
 from dipjax import metrics as metrics_lib
 from dipjax import models as models_lib
+from dipjax import operators as operators_lib
 from dipjax import stopping as stopping_lib
-from dipjax.types import ForwardOperator
-
-
-def identity(x: jax.Array) -> jax.Array:
-  """The forward operator of denoising: ``A(x) = x``."""
-  return x
+from dipjax import validation
 
 
 class FitState(NamedTuple):
@@ -73,9 +73,9 @@ class FitState(NamedTuple):
 class StepMetrics(NamedTuple):
   """Per-step scalars; ``run`` stacks them to shape ``(num_steps,)``."""
 
-  loss: jax.Array  # E(A(x_t), target), x_t = f_θ_t(z + σ_p ε_t)
+  loss: jax.Array  # E(A(x_t), target), x_t = f_θ_t(z + σ_p ε_t): the per-step (perturbed) output
   psnr_target: jax.Array  # PSNR(A(x_t), target)
-  psnr_clean: jax.Array  # PSNR(readout(x_t), clean); NaN when no clean image is given
+  psnr_clean: jax.Array  # PSNR(readout(x_t), clean) of the per-step output x_t; NaN when no clean image is given
   ema_psnr_target: jax.Array  # PSNR(A(ema_t), target)
   ema_psnr_clean: jax.Array  # PSNR(readout(ema_t), clean); NaN when no clean image is given
   rolled_back: jax.Array  # bool: the guard restored the parameters at this step
@@ -103,11 +103,13 @@ class FitResult(NamedTuple):
 class FitLoop(NamedTuple):
   """Pure functions of one DIP fit, built by :func:`make_fit_loop`.
 
-  ``init(key, out_shape, *, z=None) -> FitState``;
-  ``run(state, target, *, clean=None, num_steps, snapshot_every=0) -> (FitState, StepMetrics, Snapshots | None)``
-  (``num_steps``/``snapshot_every`` are static: jit with ``static_argnames``);
-  ``render(state) -> (H, W, C_out)``: the network on the clean input;
-  ``unravel(flat) -> {'net': params, ['z': input]}``: the pytree view of ``FitState.params``.
+  ``init(key, out_shape, *, z=None, hyper=None) -> FitState``;
+  ``run(state, target, *, operator=None, readout=None, clean=None, num_steps, snapshot_every=0)
+  -> (FitState, StepMetrics, Snapshots | None)`` (``num_steps``/``snapshot_every`` are
+  static: jit with ``static_argnames``; ``operator``/``readout`` are
+  :mod:`dipjax.operators` values, identity when None);
+  ``render(state) -> (H, W, C_out)``: the network on the clean input ``f_θ(z)``;
+  ``unravel(state) -> {'net': params, ['z': input]}``: the pytree view of ``FitState.params``.
 
   The trainable values live in the carry as one flat vector (``ravel_pytree``):
   the optimiser update, the guard's copy and the EMA are then a handful of fused
@@ -119,14 +121,35 @@ class FitLoop(NamedTuple):
   run: Callable
   render: Callable
   unravel: Callable
+  model: nn.Module  # the network
 
+
+# Adam with PyTorch's defaults; the learning rate is applied from the carry (one object, so equal loops are equal).
+DEFAULT_ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
+
+
+class LoopSpec(NamedTuple):
+  """The static choices of a fit loop (hashable; see :func:`make_fit_loop` for each)."""
+
+  model: nn.Module
+  tx: optax.GradientTransformation  # scale_by_adam when `default_adam`, else the user's optimiser
+  default_adam: bool  # the update is -learning_rate * tx's, with the rate read from the carry
+  loss_fn: Callable
+  learning_rate: float
+  reg_noise_std: float
+  ema_decay: float
+  input_kind: str
+  input_channels: int
+  input_scale: float
+  optimize_input: bool
+  guard_every: int
+  guard_drop_db: float
+  stopping: tuple
 
 
 def make_fit_loop(
     model: nn.Module,
     *,
-    forward: ForwardOperator = identity,
-    readout: ForwardOperator = identity,
     loss: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None,
     learning_rate: float = 0.01,
     optimizer: Optional[optax.GradientTransformation] = None,
@@ -144,19 +167,15 @@ def make_fit_loop(
 
   Args:
     model: a Linen module mapping ``(H, W, C_in)`` to ``(H, W, C_out)`` (e.g. ``skip_default()``).
-    forward: the operator ``A`` applied to the network output inside the loss.
-    readout: maps the network output to the restored image that ``clean`` is compared
-      with (e.g. crops away the padding of a canvas larger than the image); identity
-      by default. The loss sees ``forward(x)`` only, so ``forward`` must crop too.
     loss: ``E(prediction, target) -> scalar``; default mean squared error.
-    learning_rate: Adam step size (used when ``optimizer`` is None).
+    learning_rate: Adam step size (used when ``optimizer`` is None); finite, > 0.
     optimizer: an optax transformation; default ``optax.adam(learning_rate, 0.9, 0.999, 1e-8)``.
-    reg_noise_std: ``σ_p``, std of the fresh Gaussian added to ``z`` each step.
-    ema_decay: weight ``d`` of the output EMA.
+    reg_noise_std: ``σ_p`` >= 0, std of the fresh Gaussian added to ``z`` each step.
+    ema_decay: weight ``d`` in ``[0, 1)`` of the output EMA.
     input_kind / input_channels / input_scale: how ``init`` draws ``z`` (:func:`dipjax.make_input`).
     optimize_input: optimise ``z`` together with the network.
     guard_every: rollback-guard check interval in steps (0 disables the guard).
-    guard_drop_db: PSNR drop (dB) against the target that triggers a rollback.
+    guard_drop_db: PSNR drop (dB, > 0) against the target that triggers a rollback.
     stopping: early-stopping criteria (:mod:`dipjax.stopping`) tracked in the carry;
       each records the step it detects and the output there (``FitState.stop``).
 
@@ -167,21 +186,26 @@ def make_fit_loop(
 
   Returns:
     A :class:`FitLoop`.
+
+  Example:
+    >>> import jax, dipjax
+    >>> loop = dipjax.make_fit_loop(dipjax.skip_tiny(), input_channels=4)
+    >>> state = loop.init(jax.random.key(0), (16, 16))
+    >>> state, metrics, _ = loop.run(state, jax.numpy.zeros((16, 16, 3)), num_steps=3)
+    >>> int(state.step), metrics.loss.shape
+    (3, (3,))
   """
   if not isinstance(model, nn.Module):
     raise ValueError(f"`model` must be a flax.linen Module, got {type(model).__name__}.")
-  if not callable(forward):
-    raise ValueError(f"`forward` must be a function of the network output, got {forward!r}.")
-  if not callable(readout):
-    raise ValueError(f"`readout` must be a function of the network output, got {readout!r}.")
-  if not 0.0 <= ema_decay < 1.0:
-    raise ValueError(f"`ema_decay` must be in [0, 1), got {ema_decay!r}.")
-  if not isinstance(guard_every, (int, np.integer)) or guard_every < 0:
-    raise ValueError(f"`guard_every` must be a non-negative int, got {guard_every!r}.")
-  if reg_noise_std < 0:
-    raise ValueError(f"`reg_noise_std` must be >= 0, got {reg_noise_std!r}.")
-  if learning_rate <= 0:
-    raise ValueError(f"`learning_rate` must be > 0, got {learning_rate!r}.")
+  if loss is not None and not callable(loss):
+    raise ValueError(f"`loss` must be a function (prediction, target) -> scalar, got {loss!r}.")
+  validation.finite("ema_decay", ema_decay, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+  validation.non_negative_int("guard_every", guard_every)
+  validation.finite("guard_drop_db", guard_drop_db, minimum=0.0, inclusive=False)
+  validation.finite("reg_noise_std", reg_noise_std, minimum=0.0)
+  validation.finite("learning_rate", learning_rate, minimum=0.0, inclusive=False)
+  validation.positive_int("input_channels", input_channels)
+  validation.finite("input_scale", input_scale, minimum=0.0, inclusive=False)
   stopping = tuple(stopping)
   for c in stopping:
     if not all(hasattr(c, a) for a in ("init_aux", "score", "patience", "name")):
@@ -190,168 +214,192 @@ def make_fit_loop(
   # can use different rates in one program; bit-identical to optax.adam(learning_rate) (= scale_by_adam, then
   # a multiplication by -learning_rate).
   default_adam = optimizer is None
-  tx = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8) if default_adam else optimizer
-  loss_fn = loss if loss is not None else metrics_lib.mse
-  use_guard = guard_every > 0
+  spec = LoopSpec(model=model, tx=DEFAULT_ADAM if default_adam else optimizer,
+                  default_adam=default_adam, loss_fn=loss if loss is not None else metrics_lib.mse,
+                  learning_rate=float(learning_rate), reg_noise_std=float(reg_noise_std), ema_decay=float(ema_decay),
+                  input_kind=input_kind, input_channels=int(input_channels), input_scale=float(input_scale),
+                  optimize_input=bool(optimize_input), guard_every=int(guard_every),
+                  guard_drop_db=float(guard_drop_db), stopping=stopping)
+  try:
+    return _cached_loop_of(spec)
+  except TypeError:  # an unhashable option (e.g. a loss holding an array): a loop of its own
+    return _loop_of(spec)
 
-  def net_input(tree, state):
-    return tree["z"] if optimize_input else state.z
 
-  def structure(z):
-    net_params = jax.eval_shape(model.init, jax.random.key(0), z)["params"]
-    tree = {"net": net_params}
-    if optimize_input:
-      tree["z"] = z
-    return tree
+def _loop_of(spec: "LoopSpec") -> "FitLoop":
+  """The loop of a spec; equal specs give the same functions, so every jit cache keyed on them is shared."""
+  return FitLoop(init=functools.partial(init_state, spec), run=functools.partial(run_steps, spec),
+                 render=functools.partial(render, spec), unravel=functools.partial(unravel, spec), model=spec.model)
 
-  @functools.lru_cache(maxsize=None)
-  def unravel_fn(z_shape):
-    example = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
-                                     structure(jax.ShapeDtypeStruct(z_shape, jnp.float32)))
-    return ravel_pytree(example)[1]
 
-  def init(key: jax.Array, out_shape: tuple[int, int], *, z: Optional[jax.Array] = None,
-           hyper: Optional[dict] = None) -> FitState:
-    """``hyper`` overrides this fit's ``learning_rate``/``reg_noise_std`` (scalars, may be traced: vmap over them)."""
-    values = {"learning_rate": learning_rate, "reg_noise_std": reg_noise_std}
-    for name, value in (hyper or {}).items():
-      if name not in values:
-        raise ValueError(f"`hyper` takes {sorted(values)}, got {name!r}.")
-      if name == "learning_rate" and not default_adam:
-        raise ValueError("`hyper['learning_rate']` needs the default optimiser (a custom `optimizer` has its own).")
-      values[name] = value
-    init_key, input_key, perturb_key = jax.random.split(key, 3)
-    if z is None:
-      z = inputs_lib.make_input(input_key, tuple(out_shape), channels=input_channels, kind=input_kind,
-                                scale=input_scale)
-    z = jnp.asarray(z, jnp.float32)
-    try:  # one random draw for all leaves (fast to compile) for networks built from dipjax layers
-      net_params = models_lib.init_params(init_key, model, z)
-    except models_lib.UnknownParameterError:  # any other Linen module: its own initialisers
-      net_params = model.init(init_key, z)["params"]
-    tree = {"net": net_params}
-    if optimize_input:
-      tree["z"] = z
-    params = ravel_pytree(tree)[0]
-    out_struct = jax.eval_shape(lambda p, x: model.apply({"params": p}, x), net_params, z)
-    return FitState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        opt_state=tx.init(params),
-        ema=jnp.zeros(out_struct.shape, jnp.float32),
-        guard_params=params if use_guard else None,
-        guard_psnr=jnp.full((), -jnp.inf, jnp.float32),
-        num_rollbacks=jnp.zeros((), jnp.int32),
-        z=z,
-        key=perturb_key,
-        stop=tuple(stopping_lib.init(c, out_struct.shape) for c in stopping),
-        num_nonfinite=jnp.zeros((), jnp.int32),
-        nonfinite_streak=jnp.zeros((), jnp.int32),
-        hyper={k: jnp.asarray(v, jnp.float32) for k, v in values.items()},
-    )
+_cached_loop_of = functools.lru_cache(maxsize=256)(_loop_of)
 
-  def render(state: FitState) -> jax.Array:
-    tree = unravel_fn(state.z.shape)(state.params)
-    return model.apply({"params": tree["net"]}, net_input(tree, state))
 
-  def unravel(state: FitState):
-    return unravel_fn(state.z.shape)(state.params)
+@functools.lru_cache(maxsize=None)
+def _unravel_fn(model: nn.Module, optimize_input: bool, z_shape: tuple):
+  """The inverse of ``ravel_pytree`` for the trainable tree of ``model`` at input shape ``z_shape`` (cached)."""
+  z = jax.ShapeDtypeStruct(z_shape, jnp.float32)
+  tree = {"net": jax.eval_shape(model.init, jax.random.key(0), z)["params"]}
+  if optimize_input:
+    tree["z"] = z
+  example = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), tree)
+  return ravel_pytree(example)[1]
 
-  def step(state: FitState, target: jax.Array, clean: Optional[jax.Array]):
-    noise_key = jax.random.fold_in(state.key, state.step)
-    unravel_params = unravel_fn(state.z.shape)
 
-    def objective(params):
-      tree = unravel_params(params)
-      z = net_input(tree, state)
-      # z + σ_p ε_t with σ_p from the carry (σ_p = 0 gives z exactly).
-      z = inputs_lib.perturb_input(noise_key, z, std=state.hyper["reg_noise_std"])
-      out = model.apply({"params": tree["net"]}, z)
-      pred = forward(out)
-      return loss_fn(pred, target), (out, pred)
+def unravel(spec: LoopSpec, state: FitState) -> dict:
+  """``{'net': params, ['z': input]}``: the pytree view of ``state.params``."""
+  return _unravel_fn(spec.model, spec.optimize_input, tuple(state.z.shape))(state.params)
 
-    (value, (out, pred)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    first = state.step == state.num_nonfinite  # no finite step yet: the EMA starts here
-    ema = jnp.where(first, out, ema_decay * state.ema + (1.0 - ema_decay) * out)
-    psnr_target = metrics_lib.psnr(pred, target)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    if default_adam:
-      updates = -state.hyper["learning_rate"] * updates
-    base, guard_params, guard_psnr = state.params, state.guard_params, state.guard_psnr
-    rolled_back = jnp.zeros((), bool)
-    if use_guard:
-      check = (state.step % guard_every) == 0
-      rolled_back = check & (psnr_target < state.guard_psnr - guard_drop_db)
-      save = check & ~rolled_back
-      base = lax.cond(rolled_back, lambda: state.guard_params, lambda: state.params)
-      guard_params = lax.cond(save, lambda: state.params, lambda: state.guard_params)
-      guard_psnr = jnp.where(save, psnr_target, state.guard_psnr)
-    params = optax.apply_updates(base, updates)
-    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grads)) & jnp.all(jnp.isfinite(params))
-    count = state.step + 1
-    stop, scores = [], []
-    for criterion, st in zip(stopping, state.stop):
-      new_st, score = stopping_lib.update(criterion, st, out, value, count)
-      stop.append(new_st)
-      scores.append(score)
-    nan = jnp.full((), jnp.nan, jnp.float32)
-    m = StepMetrics(
-        loss=value,
-        psnr_target=psnr_target,
-        psnr_clean=nan if clean is None else metrics_lib.psnr(readout(out), clean),
-        ema_psnr_target=metrics_lib.psnr(forward(ema), target),
-        ema_psnr_clean=nan if clean is None else metrics_lib.psnr(readout(ema), clean),
-        rolled_back=rolled_back & finite,
-        nonfinite=~finite,
-        stop_scores=jnp.stack(scores) if scores else jnp.zeros((0,), jnp.float32),
-    )
-    updated = FitState(
-        step=count,
-        params=params,
-        opt_state=opt_state,
-        ema=ema,
-        guard_params=guard_params,
-        guard_psnr=guard_psnr,
-        num_rollbacks=state.num_rollbacks + rolled_back.astype(jnp.int32),
-        z=state.z,
-        key=state.key,
-        stop=tuple(stop),
-        num_nonfinite=state.num_nonfinite,
-        nonfinite_streak=jnp.zeros((), jnp.int32),
-        hyper=state.hyper,
-    )
-    # A non-finite step changes nothing but the counters: keep every other field of the old state.
-    sel = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
-    new_state = updated._replace(
-        params=sel(params, state.params), opt_state=sel(opt_state, state.opt_state), ema=sel(ema, state.ema),
-        guard_params=sel(guard_params, state.guard_params), guard_psnr=sel(guard_psnr, state.guard_psnr),
-        num_rollbacks=sel(updated.num_rollbacks, state.num_rollbacks), stop=sel(updated.stop, state.stop),
-        num_nonfinite=state.num_nonfinite + (~finite).astype(jnp.int32),
-        nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1).astype(jnp.int32))
-    return new_state, m
 
-  def run(state: FitState, target: jax.Array, *, clean: Optional[jax.Array] = None, num_steps: int,
-          snapshot_every: int = 0):
-    if num_steps < 0:
-      raise ValueError(f"`num_steps` must be >= 0, got {num_steps!r}.")
-    body = lambda s, _: step(s, target, clean)
-    if not snapshot_every:
-      state, m = lax.scan(body, state, None, length=num_steps)
-      return state, m, None
-    n_chunks, rest = divmod(num_steps, snapshot_every)
+def render(spec: LoopSpec, state: FitState) -> jax.Array:
+  """``f_θ(z)``: the network on the unperturbed input, ``(H, W, C_out)``."""
+  tree = unravel(spec, state)
+  return spec.model.apply({"params": tree["net"]}, tree["z"] if spec.optimize_input else state.z)
 
-    def chunk(s, _):
-      s, cm = lax.scan(body, s, None, length=snapshot_every)
-      return s, (cm, Snapshots(output=render(s), ema=s.ema))
 
-    state, (m, snaps) = lax.scan(chunk, state, None, length=n_chunks)
-    m = jax.tree_util.tree_map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), m)
-    if rest:
-      state, m_rest = lax.scan(body, state, None, length=rest)
-      m = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), m, m_rest)
-    return state, m, snaps
+def _hyper_values(spec: LoopSpec, hyper: Optional[dict]) -> dict:
+  values = {"learning_rate": spec.learning_rate, "reg_noise_std": spec.reg_noise_std}
+  for name, value in (hyper or {}).items():
+    if name not in values:
+      raise ValueError(f"`hyper` takes {sorted(values)}, got {name!r}.")
+    if name == "learning_rate" and not spec.default_adam:
+      raise ValueError("`hyper['learning_rate']` needs the default optimiser (a custom `optimizer` has its own).")
+    values[name] = value
+  return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
 
-  return FitLoop(init=init, run=run, render=render, unravel=unravel)
+
+def init_state(spec: LoopSpec, key: jax.Array, out_shape: tuple[int, int], *, z: Optional[jax.Array] = None,
+               hyper: Optional[dict] = None) -> FitState:
+  """The carry before step 0: parameters, Adam state, ``z`` and the criteria's state, all drawn from ``key``.
+
+  ``hyper`` overrides this fit's ``learning_rate``/``reg_noise_std`` (scalars, may be
+  traced: vmap over them).
+  """
+  hyper = _hyper_values(spec, hyper)
+  init_key, input_key, perturb_key = jax.random.split(key, 3)
+  if z is None:
+    z = inputs_lib.make_input(input_key, tuple(out_shape), channels=spec.input_channels, kind=spec.input_kind,
+                              scale=spec.input_scale)
+  z = jnp.asarray(z, jnp.float32)
+  try:  # one random draw for all leaves (fast to compile) for networks built from dipjax layers
+    net_params = models_lib.init_params(init_key, spec.model, z)
+  except models_lib.UnknownParameterError:  # any other Linen module: its own initialisers
+    net_params = spec.model.init(init_key, z)["params"]
+  tree = {"net": net_params}
+  if spec.optimize_input:
+    tree["z"] = z
+  params = ravel_pytree(tree)[0]
+  out_struct = jax.eval_shape(lambda p, x: spec.model.apply({"params": p}, x), net_params, z)
+  return FitState(
+      step=jnp.zeros((), jnp.int32), params=params, opt_state=spec.tx.init(params),
+      ema=jnp.zeros(out_struct.shape, jnp.float32), guard_params=params if spec.guard_every else None,
+      guard_psnr=jnp.full((), -jnp.inf, jnp.float32), num_rollbacks=jnp.zeros((), jnp.int32), z=z,
+      key=perturb_key, stop=tuple(stopping_lib.init(c, out_struct.shape) for c in spec.stopping), hyper=hyper,
+      num_nonfinite=jnp.zeros((), jnp.int32), nonfinite_streak=jnp.zeros((), jnp.int32))
+
+
+def _loss_and_grad(spec: LoopSpec, state: FitState, target, operator):
+  """``E(A(f_θ(z + σ_p ε_t)), x0)`` and its gradient; also the output ``x_t`` and ``A(x_t)``."""
+  noise_key = jax.random.fold_in(state.key, state.step)
+  unravel_params = _unravel_fn(spec.model, spec.optimize_input, tuple(state.z.shape))
+
+  def objective(params):
+    tree = unravel_params(params)
+    z = tree["z"] if spec.optimize_input else state.z
+    # z + σ_p ε_t with σ_p from the carry (σ_p = 0 gives z exactly).
+    z = inputs_lib.perturb_input(noise_key, z, std=state.hyper["reg_noise_std"])
+    out = spec.model.apply({"params": tree["net"]}, z)
+    pred = operator(out)
+    return spec.loss_fn(pred, target), (out, pred)
+
+  (value, (out, pred)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+  return value, grads, out, pred
+
+
+def _guard(spec: LoopSpec, state: FitState, psnr_target):
+  """The rollback guard: ``(base params, guard params, guard PSNR, rolled back?)`` for this step."""
+  if not spec.guard_every:
+    return state.params, state.guard_params, state.guard_psnr, jnp.zeros((), bool)
+  check = (state.step % spec.guard_every) == 0
+  rolled_back = check & (psnr_target < state.guard_psnr - spec.guard_drop_db)
+  save = check & ~rolled_back
+  base = lax.cond(rolled_back, lambda: state.guard_params, lambda: state.params)
+  guard_params = lax.cond(save, lambda: state.params, lambda: state.guard_params)
+  guard_psnr = jnp.where(save, psnr_target, state.guard_psnr)
+  return base, guard_params, guard_psnr, rolled_back
+
+
+def _update_criteria(spec: LoopSpec, state: FitState, out, value, count):
+  """Every stopping criterion's new state and its score at this step (``(K,)``)."""
+  stop, scores = [], []
+  for criterion, st in zip(spec.stopping, state.stop):
+    new_st, score = stopping_lib.update(criterion, st, out, value, count)
+    stop.append(new_st)
+    scores.append(score)
+  return tuple(stop), jnp.stack(scores) if scores else jnp.zeros((0,), jnp.float32)
+
+
+def _keep_if_nonfinite(finite, new: FitState, old: FitState) -> FitState:
+  """A non-finite step changes nothing but the step and the non-finite counters."""
+  sel = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(finite, x, y), a, b)
+  return new._replace(
+      params=sel(new.params, old.params), opt_state=sel(new.opt_state, old.opt_state), ema=sel(new.ema, old.ema),
+      guard_params=sel(new.guard_params, old.guard_params), guard_psnr=sel(new.guard_psnr, old.guard_psnr),
+      num_rollbacks=sel(new.num_rollbacks, old.num_rollbacks), stop=sel(new.stop, old.stop),
+      num_nonfinite=old.num_nonfinite + (~finite).astype(jnp.int32),
+      nonfinite_streak=jnp.where(finite, 0, old.nonfinite_streak + 1).astype(jnp.int32))
+
+
+def step(spec: LoopSpec, state: FitState, target, operator, readout, clean):
+  """One Adam step of one fit: ``(state, target, A, readout, clean) -> (state, StepMetrics)``."""
+  value, grads, out, pred = _loss_and_grad(spec, state, target, operator)
+  first = state.step == state.num_nonfinite  # no finite step yet: the EMA starts here
+  ema = jnp.where(first, out, spec.ema_decay * state.ema + (1.0 - spec.ema_decay) * out)
+  psnr_target = metrics_lib.psnr(pred, target)
+  updates, opt_state = spec.tx.update(grads, state.opt_state, state.params)
+  if spec.default_adam:
+    updates = -state.hyper["learning_rate"] * updates
+  base, guard_params, guard_psnr, rolled_back = _guard(spec, state, psnr_target)
+  params = optax.apply_updates(base, updates)
+  finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grads)) & jnp.all(jnp.isfinite(params))
+  count = state.step + 1
+  stop, scores = _update_criteria(spec, state, out, value, count)
+  nan = jnp.full((), jnp.nan, jnp.float32)
+  metrics = StepMetrics(
+      loss=value, psnr_target=psnr_target,
+      psnr_clean=nan if clean is None else metrics_lib.psnr(readout(out), clean),
+      ema_psnr_target=metrics_lib.psnr(operator(ema), target),
+      ema_psnr_clean=nan if clean is None else metrics_lib.psnr(readout(ema), clean),
+      rolled_back=rolled_back & finite, nonfinite=~finite, stop_scores=scores)
+  updated = state._replace(step=count, params=params, opt_state=opt_state, ema=ema, guard_params=guard_params,
+                           guard_psnr=guard_psnr, num_rollbacks=state.num_rollbacks + rolled_back.astype(jnp.int32),
+                           stop=stop)
+  return _keep_if_nonfinite(finite, updated, state), metrics
+
+
+def run_steps(spec: LoopSpec, state: FitState, target: jax.Array, *, operator=None, readout=None,
+              clean: Optional[jax.Array] = None, num_steps: int, snapshot_every: int = 0):
+  """``num_steps`` steps in one ``lax.scan``: ``(state, StepMetrics (num_steps,), Snapshots | None)``."""
+  validation.non_negative_int("num_steps", num_steps)
+  validation.non_negative_int("snapshot_every", snapshot_every)
+  operator = operators_lib.as_operator(operator)
+  readout = operators_lib.as_operator(readout)
+  body = lambda s, _: step(spec, s, target, operator, readout, clean)
+  if not snapshot_every:
+    state, m = lax.scan(body, state, None, length=num_steps)
+    return state, m, None
+  n_chunks, rest = divmod(num_steps, snapshot_every)
+
+  def chunk(s, _):
+    s, cm = lax.scan(body, s, None, length=snapshot_every)
+    return s, (cm, Snapshots(output=render(spec, s), ema=s.ema))
+
+  state, (m, snaps) = lax.scan(chunk, state, None, length=n_chunks)
+  m = jax.tree_util.tree_map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), m)
+  if rest:
+    state, m_rest = lax.scan(body, state, None, length=rest)
+    m = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), m, m_rest)
+  return state, m, snaps
 
 
 def _is_concrete(x) -> bool:
@@ -362,7 +410,8 @@ def _is_concrete(x) -> bool:
     return False
 
 
-def _check_image(name: str, x) -> None:
+def check_image(name: str, x) -> None:
+  """Checks that ``x`` is a float ``(H, W, C)`` array (finite where concrete); a one-line ``ValueError`` names ``name``."""
   if not hasattr(x, "shape") or not hasattr(x, "dtype"):
     raise ValueError(f"`{name}` must be an array of shape (H, W, C), got {type(x).__name__}.")
   if len(x.shape) != 3:
@@ -376,34 +425,53 @@ def _check_image(name: str, x) -> None:
       raise ValueError(f"`{name}` has {bad} non-finite values (NaN or inf); pass a finite image.")
 
 
-def make_fit(
-    model: nn.Module,
-    *,
-    num_steps: int,
-    snapshot_every: int = 0,
-    **loop_kwargs,
-) -> Callable[..., FitResult]:
-  """Returns a pure, jit-compiled ``fit(key, target, *, clean=None, z=None, out_shape=None)``.
+class Fit(NamedTuple):
+  """A compiled DIP fit, made by :func:`make_fit`; call it as ``fit(key, target, ...)``.
+
+  ``jitted(key, target, operator, readout, clean, z, out_shape)`` is the jit-compiled
+  core (``jitted._cache_size()`` counts its compilations); ``loop`` the underlying
+  :class:`FitLoop`.
+  """
+
+  loop: FitLoop
+  jitted: Callable
+  num_steps: int
+
+  def __call__(self, key: jax.Array, target: jax.Array, *, operator=None, readout=None,
+               clean: Optional[jax.Array] = None, z: Optional[jax.Array] = None,
+               out_shape: Optional[tuple[int, int]] = None) -> FitResult:
+    operator = operators_lib.as_operator(operator)
+    readout = operators_lib.as_operator(readout)
+    out_shape = check_fit_inputs(self.loop.model, target, operator=operator, readout=readout, clean=clean, z=z,
+                                 out_shape=out_shape)
+    return self.jitted(key, target, operator, readout, clean, z, out_shape)
+
+
+def make_fit(model: nn.Module, *, num_steps: int, snapshot_every: int = 0, **loop_kwargs) -> Fit:
+  """Returns a pure, jit-compiled ``fit(key, target, *, operator=None, readout=None, clean=None, z=None, out_shape=None)``.
 
   ``fit`` draws the network parameters and ``z`` from ``key``, runs ``num_steps``
   Adam steps in one ``lax.scan`` and returns a :class:`FitResult`. It compiles once
-  per input shape; ``jax.vmap`` over keys runs several seeds in one program.
+  per input shape and operator structure; ``jax.vmap`` over keys runs several seeds
+  in one program.
 
   Args:
     model: the network (e.g. :func:`dipjax.skip_default`).
-    num_steps: number of Adam steps.
+    num_steps: number of Adam steps (>= 1).
     snapshot_every: keep ``f_θ(z)`` and the EMA every this many steps (0: none).
-    **loop_kwargs: the options of :func:`make_fit_loop` (``forward``, ``learning_rate``,
+    **loop_kwargs: the options of :func:`make_fit_loop` (``learning_rate``,
       ``reg_noise_std``, ``ema_decay``, ``input_kind``, ``input_channels``,
-      ``optimize_input``, ``guard_every``, ...).
+      ``optimize_input``, ``guard_every``, ``loss``, ``stopping``, ...).
 
   ``fit`` arguments:
     key: PRNG key of this run (parameters, ``z`` and the per-step perturbations).
     target: ``(h, w, c)`` float32 corrupted observation ``x0`` in ``[0, 1]``.
-    clean: optional ``(H, W, C_out)`` ground truth, used only for the PSNR curves.
+    operator: the forward operator ``A`` (:mod:`dipjax.operators`; identity when None).
+    readout: maps the network output to the restored image compared with ``clean``
+      (e.g. the crop of a canvas); identity when None.
+    clean: optional ground truth (the restored image's shape), used only for the PSNR curves.
     z: optional fixed network input ``(H, W, C_in)`` (e.g. the flash image).
-    out_shape: ``(H, W)`` of the network output; default the target's ``(h, w)``
-      (give it when ``forward`` changes the size, e.g. super-resolution).
+    out_shape: ``(H, W)`` of the network output; default ``operator.image_shape(target.shape)``.
 
   Example:
     >>> import jax, dipjax
@@ -413,62 +481,51 @@ def make_fit(
     >>> result.output.shape, result.metrics.loss.shape
     ((32, 32, 3), (5,))
   """
-  if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-    raise ValueError(f"`num_steps` must be a positive int, got {num_steps!r}.")
-  if not isinstance(snapshot_every, (int, np.integer)) or snapshot_every < 0:
-    raise ValueError(f"`snapshot_every` must be a non-negative int, got {snapshot_every!r}.")
+  num_steps = validation.positive_int("num_steps", num_steps)
+  snapshot_every = validation.non_negative_int("snapshot_every", snapshot_every)
   loop = make_fit_loop(model, **loop_kwargs)
-  forward = loop_kwargs.get("forward", identity)
-  readout = loop_kwargs.get("readout", identity)
 
   @functools.partial(jax.jit, static_argnames=("out_shape",))
-  def _fit(key, target, clean, z, out_shape):
+  def fit_core(key, target, operator, readout, clean, z, out_shape):
     state = loop.init(key, out_shape, z=z)
-    state, metrics, snaps = loop.run(state, target, clean=clean, num_steps=int(num_steps),
-                                     snapshot_every=int(snapshot_every))
+    state, metrics, snaps = loop.run(state, target, operator=operator, readout=readout, clean=clean,
+                                     num_steps=num_steps, snapshot_every=snapshot_every)
     return FitResult(output=loop.render(state), ema=state.ema, metrics=metrics, snapshots=snaps, state=state)
 
-  def fit(key: jax.Array, target: jax.Array, *, clean: Optional[jax.Array] = None, z: Optional[jax.Array] = None,
-          out_shape: Optional[tuple[int, int]] = None) -> FitResult:
-    out_shape = check_fit_inputs(model, target, forward=forward, readout=readout, clean=clean, z=z,
-                                 out_shape=out_shape)
-    return _fit(key, target, clean, z, out_shape)
-
-  fit.jitted = _fit  # the compiled core, e.g. for ``fit.jitted._cache_size()``
-  fit.loop = loop
-  return fit
+  return Fit(loop=loop, jitted=fit_core, num_steps=num_steps)
 
 
-def check_fit_inputs(model: nn.Module, target, *, forward: ForwardOperator = identity,
-                     readout: ForwardOperator = identity, clean=None, z=None,
+def check_fit_inputs(model: nn.Module, target, *, operator=None, readout=None, clean=None, z=None,
                      out_shape: Optional[tuple[int, int]] = None) -> tuple[int, int]:
   """Checks the arguments of a fit at the boundary; returns the network output's ``(H, W)``.
 
   Shapes are checked always (also under ``jit``/``vmap``), values (finite) when the
   arrays are concrete. Raises a one-line ``ValueError`` naming the argument and value.
   """
-  _check_image("target", target)
+  operator = operators_lib.as_operator(operator)
+  readout = operators_lib.as_operator(readout)
+  check_image("target", target)
   if out_shape is None:
-    out_shape = (int(target.shape[0]), int(target.shape[1]))
+    out_shape = operator.image_shape(tuple(target.shape))[:2]
   out_shape = tuple(int(s) for s in out_shape)
   if len(out_shape) != 2:
     raise ValueError(f"`out_shape` must be (H, W), got {out_shape!r}.")
   if z is not None:
-    _check_image("z", z)
+    check_image("z", z)
     if tuple(z.shape[:2]) != out_shape:
       raise ValueError(f"`z` has spatial size {tuple(z.shape[:2])} but the output size is {out_shape}.")
   _check_size(model, out_shape)
   c_out = getattr(model, "out_channels", None)
   out_full = out_shape + ((c_out,) if c_out is not None else (target.shape[-1],))
-  pred = jax.eval_shape(forward, jax.ShapeDtypeStruct(out_full, jnp.float32))
+  pred = jax.eval_shape(operator, jax.ShapeDtypeStruct(out_full, jnp.float32))
   if tuple(pred.shape) != tuple(target.shape):
-    if forward is identity:
+    if isinstance(operator, operators_lib.Identity):
       raise ValueError(f"`target` has shape {tuple(target.shape)} but the network outputs {out_full} "
                        f"(out_channels={c_out}); build the model with out_channels={target.shape[-1]}.")
-    raise ValueError(f"the forward operator maps the network output {out_full} to {tuple(pred.shape)}, "
+    raise ValueError(f"the operator maps the network output {out_full} to {tuple(pred.shape)}, "
                      f"but `target` has shape {tuple(target.shape)}; pass `out_shape` or fix the operator.")
   if clean is not None:
-    _check_image("clean", clean)
+    check_image("clean", clean)
     restored = tuple(jax.eval_shape(readout, jax.ShapeDtypeStruct(out_full, jnp.float32)).shape)
     if tuple(clean.shape) != restored:
       raise ValueError(f"`clean` must have the restored image's shape {restored}, got {tuple(clean.shape)}.")
@@ -484,7 +541,19 @@ def _check_size(model: nn.Module, out_shape: tuple[int, int]) -> None:
   if multiple > 1 and (out_shape[0] % multiple or out_shape[1] % multiple):
     raise ValueError(f"image size {out_shape[0]}x{out_shape[1]} must be a multiple of {multiple} for this network "
                      f"(a level without skip connection or with pooling); pad or crop the image to a multiple "
-                     f"of {multiple}.")
+                     f"of {multiple} (dipjax.canvas_for does it, dipjax.restore does it for you).")
+
+
+def default_group_size(num_fits: int, num_devices: int = 1) -> int:
+  """How many fits to vmap together (the one grouping policy of dipjax).
+
+  On accelerators all of them; on CPU one per device, run one after another, because
+  a vmapped group is no faster per fit than one fit there and gets slower as it grows
+  (each op then streams the group's activations through the cache; BUILD_NOTES.md §3).
+  """
+  if jax.default_backend() == "cpu":
+    return max(1, int(num_devices))
+  return int(num_fits)
 
 
 def map_seeds(fn: Callable, xs, *, seeds_per_group: Optional[int] = None):
@@ -497,17 +566,15 @@ def map_seeds(fn: Callable, xs, *, seeds_per_group: Optional[int] = None):
   Args:
     fn: a function of one seed's pytree (e.g. a :class:`FitState`, or a key).
     xs: a pytree whose leaves have a leading seed axis ``S``.
-    seeds_per_group: seeds vmapped together; must divide ``S``. Default: all ``S`` on
-      accelerators; 1 on CPU, where a vmapped group is no faster per seed than one seed
-      and gets slower as it grows (each op then streams S seeds' activations through the
-      cache; measurements in BUILD_NOTES.md), so the seeds run one after another.
+    seeds_per_group: seeds vmapped together; must divide ``S``. Default
+      :func:`default_group_size`: all ``S`` on accelerators, 1 on CPU.
 
   Returns:
     The pytree of ``fn``'s results with a leading axis ``S``.
   """
   num_seeds = jax.tree_util.tree_leaves(xs)[0].shape[0]
   if seeds_per_group is None:
-    seeds_per_group = 1 if jax.default_backend() == "cpu" else num_seeds
+    seeds_per_group = default_group_size(num_seeds)
   if not isinstance(seeds_per_group, (int, np.integer)) or seeds_per_group < 1 or num_seeds % seeds_per_group:
     raise ValueError(f"`seeds_per_group` must be a positive divisor of the number of seeds ({num_seeds}), "
                      f"got {seeds_per_group!r}.")
@@ -532,7 +599,7 @@ def fit_seeds(fit: Callable[..., FitResult], keys: jax.Array, target: jax.Array,
     keys: ``(S,)`` keys, e.g. ``jax.random.split(key, S)``.
     target: the shared corrupted image.
     seeds_per_group: see :func:`map_seeds` (default: all seeds on accelerators, 1 on CPU).
-    **kwargs: ``clean``, ``z``, ``out_shape`` as for ``fit`` (shared by all seeds).
+    **kwargs: ``operator``, ``readout``, ``clean``, ``z``, ``out_shape`` as for ``fit`` (shared by all seeds).
 
   Returns:
     A :class:`FitResult` whose arrays have a leading axis ``S``.

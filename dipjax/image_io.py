@@ -128,7 +128,8 @@ def _umask() -> int:
   return mask
 
 
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write) -> None:
+  """Writes ``path`` atomically: ``write(tmp)`` fills a temporary file in the same folder, then it replaces ``path``."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
@@ -141,6 +142,18 @@ def _atomic_write(path: str, write) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def ensure_writable(out_dir: str) -> None:
+  """Creates ``out_dir`` and checks a file can be written there, before any work is done."""
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".write-test-")
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f"output directory {out_dir!r} is not writable ({e.strerror or e}); choose a writable "
+                     "folder.") from None
 
 
 def save_image(path: str, image, *, bit_depth: int = 8) -> None:
@@ -156,11 +169,11 @@ def save_image(path: str, image, *, bit_depth: int = 8) -> None:
   if bit_depth == 16 and image.shape[-1] == 1:
     arr16 = np.round(np.clip(image[..., 0], 0.0, 1.0) * 65535.0).astype(np.uint16)
     pil = Image.fromarray(arr16.astype(np.int32), mode="I").convert("I;16")
-    _atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
     return
   arr = to_uint8(image)
   pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-  _atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+  atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
 
 
 def save_text(path: str, text: str) -> None:
@@ -170,7 +183,7 @@ def save_text(path: str, text: str) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
       f.write(text)
 
-  _atomic_write(path, write)
+  atomic_write(path, write)
 
 
 def save_json(path: str, obj) -> None:
@@ -180,7 +193,7 @@ def save_json(path: str, obj) -> None:
     with open(tmp, "w") as f:
       json.dump(obj, f, indent=1, default=_json_default)
 
-  _atomic_write(path, write)
+  atomic_write(path, write)
 
 
 def _json_default(x):
@@ -220,62 +233,6 @@ def load_mask(path: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
       raise ValueError(f"mask {path!r} has coloured pixels; use a black-and-white mask.")
     mask = mask[..., :1]
   return mask.astype(np.float32)
-
-
-def text_mask(shape: tuple[int, int], text: str = "hello world", *, font_size: int | None = None,
-              line_spacing: float = 1.5) -> np.ndarray:
-  """A float32 ``(H, W, 1)`` mask with 0 where ``text`` is drawn (the holes) and 1 elsewhere.
-
-  The text is drawn with Pillow's bundled scalable font, repeated on lines that cover
-  the image, like the overlaid text of the paper's text-inpainting figure.
-  """
-  from PIL import ImageDraw, ImageFont
-
-  h, w = int(shape[0]), int(shape[1])
-  size = font_size or max(8, h // 12)
-  canvas = Image.new("L", (w, h), 255)
-  draw = ImageDraw.Draw(canvas)
-  font = ImageFont.load_default(size=size)
-  y = size // 2
-  while y < h:
-    draw.text((size // 2, y), (text + "  ") * (1 + w // max(size, 1)), fill=0, font=font)
-    y += int(size * line_spacing)
-  return (np.asarray(canvas, np.float32) / 255.0 > 0.5).astype(np.float32)[..., None]
-
-
-def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
-  """JPEG-compresses a float ``(H, W, C)`` image at ``quality`` (1–95) and decodes it back (float32 [0, 1])."""
-  import io
-
-  if not 1 <= int(quality) <= 95:
-    raise ValueError(f"`quality` must be in 1..95, got {quality!r}.")
-  arr = to_uint8(image)
-  pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-  buf = io.BytesIO()
-  pil.save(buf, format="JPEG", quality=int(quality))
-  buf.seek(0)
-  with Image.open(buf) as decoded:
-    out = np.asarray(decoded, np.float32) / 255.0
-  return out[..., None] if out.ndim == 2 else out
-
-
-def low_resolution(image: np.ndarray, factor: int) -> np.ndarray:
-  """The reference's low-resolution input: PIL Lanczos (antialiased) resize to ``(H // f, W // f)``.
-
-  As the reference, the image is resized as an 8-bit PIL image (``Image.LANCZOS``, the
-  old ``ANTIALIAS``), so the result is quantised to 1/255. This is *not* the
-  Lanczos-2 kernel used inside the super-resolution loss (:func:`dipjax.downsample`),
-  exactly as in the reference (dip_reference.md §1.8).
-  """
-  if not isinstance(factor, (int, np.integer)) or factor < 1:
-    raise ValueError(f"`factor` must be a positive integer, got {factor!r}.")
-  h, w = image.shape[:2]
-  if h // factor < 1 or w // factor < 1:
-    raise ValueError(f"image of size {w}x{h} is too small for factor {factor}.")
-  arr = to_uint8(image)
-  pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-  out = np.asarray(pil.resize((w // factor, h // factor), Image.LANCZOS), np.float32) / 255.0
-  return out[..., None] if out.ndim == 2 else out
 
 
 def save_strip(path: str, images, labels, *, min_tile_width: int = 192, font_size: int = 12) -> None:
@@ -327,4 +284,4 @@ def save_strip(path: str, images, labels, *, min_tile_width: int = 192, font_siz
     for i, line in enumerate(lines):
       draw.text((x + 2, 1 + i * line_h), line, fill=(0, 0, 0), font=font)
     x += tile.shape[1] + gap
-  _atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
+  atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))

@@ -12,7 +12,7 @@ Example:
   >>> import dipjax
   >>> from dipjax import memory
   >>> loop = dipjax.make_fit_loop(dipjax.skip_tiny(), input_channels=4)
-  >>> memory.estimate_bytes(loop, (64, 64), channels=3) > 0
+  >>> memory.estimate_bytes(loop, (64, 64), channels=3, probe=(8, 8)) > 0
   True
 """
 
@@ -70,7 +70,7 @@ def estimate_bytes(loop, canvas_hw: tuple[int, int], *, channels: int, seeds: in
   the network's smallest canvas) and extrapolates linearly in the number of pixels.
   """
   if probe is None:
-    side = int(getattr(loop, "min_size", 0) or 32)
+    side = int(getattr(loop.model, "min_size", 0) or 32)
     probe = (max(side, 32), max(side, 32))
   p1 = tuple(probe)
   p2 = (2 * p1[0], p1[1])
@@ -85,5 +85,5 @@ def check_fits(needed: int, *, what: str, device: Optional[jax.Device] = None, m
   free = available_bytes(device)
   if free is not None and needed > margin * free:
     raise ValueError(f"{what} needs about {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is free on "
-                     f"{(device or jax.devices()[0]).device_kind}; use fewer --seeds, a smaller image (--crop), tiles (--tile), "
+                     f"{(device or jax.devices()[0]).device_kind}; use fewer seeds, a smaller image (a crop), tiles (`tile`), "
                      "or a device with more memory.")

@@ -17,11 +17,11 @@ at exactly the input size.
 Example:
   >>> import jax
   >>> net = skip_default()
-  >>> z = jax.random.uniform(jax.random.key(0), (64, 64, 32)) * 0.1
-  >>> params = net.init(jax.random.key(1), z)
+  >>> z = jax.ShapeDtypeStruct((64, 64, 32), jax.numpy.float32)  # shapes only: no compute
+  >>> params = jax.eval_shape(net.init, jax.random.key(1), z)
   >>> count_params(params)
   2217831
-  >>> net.apply(params, z).shape
+  >>> jax.eval_shape(net.apply, params, z).shape
   (64, 64, 3)
 """
 

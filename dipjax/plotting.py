@@ -19,11 +19,11 @@ def pyplot():
 
 def save_figure(fig, path: str) -> None:
   """Lays ``fig`` out, writes it as a PNG atomically and closes it."""
-  from dipjax.image_io import _atomic_write
+  from dipjax.image_io import atomic_write
 
   fig.tight_layout()
   try:
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
   finally:
     pyplot().close(fig)
 

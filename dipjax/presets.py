@@ -12,11 +12,18 @@ paper's evaluation differs from the notebook, the paper's, noted in ``note``), a
 finishes in minutes on a 2-core CPU) and a ``tiny`` preset (a 3-level 8-channel net,
 seconds; for tests).
 
+A preset is the ``config`` that :func:`dipjax.restore` takes as is; :func:`get` returns
+one (with overrides, validated), so nothing needs hand-copied paper values.
+
 Example:
   >>> from dipjax import presets
   >>> p = presets.get("super_resolution", "paper_x4")
   >>> p.model, p.steps, p.reg_noise_std, p.factor
   ('default', 2000, 0.03, 4)
+  >>> presets.get("denoise", "cpu", learning_rate=0.0)
+  Traceback (most recent call last):
+  ...
+  ValueError: `learning_rate` must be a finite number > 0.0, got 0.0.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash")
+from dipjax import downsampler, models, validation
 
+TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash")
+INPUT_KINDS = ("noise", "meshgrid", "image")
+SR_FACTORS = (2, 4, 6, 8)  # even: the Lanczos kernels of the reference are centred only for even factors
 
 @dataclasses.dataclass(frozen=True)
 class TaskPreset:
@@ -51,6 +61,42 @@ class TaskPreset:
   mask_kind: Optional[str] = None  # inpaint: synthetic mask when no --mask is given: 'text' | 'box'
   note: str = ""  # where the values come from
 
+  def validate(self) -> "TaskPreset":
+    """Checks every field; a one-line ``ValueError`` names the field and its value. Returns ``self``."""
+    validation.one_of("task", self.task, TASKS)
+    validation.one_of("model", self.model, sorted(models.PRESETS))
+    validation.positive_int("steps", self.steps)
+    validation.finite("learning_rate", self.learning_rate, minimum=0.0, inclusive=False)
+    validation.finite("reg_noise_std", self.reg_noise_std, minimum=0.0)
+    validation.finite("ema_decay", self.ema_decay, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+    validation.non_negative_int("guard_every", self.guard_every)
+    validation.one_of("input_kind", self.input_kind, INPUT_KINDS)
+    validation.positive_int("input_channels", self.input_channels)
+    validation.non_negative_int("crop", self.crop)
+    if self.sigma is not None:
+      validation.finite("sigma", self.sigma, minimum=0.0)
+    if self.jpeg_quality is not None and not (isinstance(self.jpeg_quality, int) and 1 <= self.jpeg_quality <= 95):
+      raise ValueError(f"`jpeg_quality` must be an integer in 1..95, got {self.jpeg_quality!r}.")
+    if self.factor is not None:
+      validation.one_of("factor", self.factor, SR_FACTORS)
+    if self.kernel is not None:
+      validation.one_of("kernel", self.kernel, downsampler.KERNEL_TYPES)
+    if self.keep_fraction is not None:
+      validation.finite("keep_fraction", self.keep_fraction, minimum=0.0, inclusive=False, maximum=1.0)
+    if self.mask_kind is not None:
+      validation.one_of("mask_kind", self.mask_kind, ("text", "box"))
+    return self
+
+  def fit_options(self) -> dict:
+    """The options of :func:`dipjax.make_fit_loop` this preset sets (the one glue from a preset to a fit).
+
+    An image input (``input_kind='image'``, the flash image) is passed to the fit as
+    ``z``; the loop's own input draw is then unused, so it is given the default kind.
+    """
+    return dict(learning_rate=self.learning_rate, reg_noise_std=self.reg_noise_std, ema_decay=self.ema_decay,
+                guard_every=self.guard_every, input_kind="noise" if self.input_kind == "image" else self.input_kind,
+                input_channels=self.input_channels)
+
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
 
@@ -59,10 +105,8 @@ class TaskPreset:
     items = [f"{k}={v!r}" for k, v in self.to_dict().items() if v is not None and k != "note"]
     return ", ".join(items) + (f"  [{self.note}]" if self.note else "")
 
-
 def _p(**kw) -> TaskPreset:
   return TaskPreset(**kw)
-
 
 _DENOISE = dict(task="denoise", model="default", sigma=25.0, reg_noise_std=1.0 / 30.0, guard_every=1)
 _DEBLOCK = dict(task="deblock", model="deblock", input_channels=3, jpeg_quality=10, reg_noise_std=1.0 / 30.0,
@@ -126,12 +170,10 @@ PRESETS: dict[str, dict[str, TaskPreset]] = {
     },
 }
 
-
 def names(task: str) -> list[str]:
   """The preset names of ``task``."""
   _check_task(task)
   return list(PRESETS[task])
-
 
 def default_name(task: str, backend: str) -> str:
   """The preset a run with no ``--preset`` uses: the first paper preset on an accelerator, else ``cpu``."""
@@ -140,9 +182,13 @@ def default_name(task: str, backend: str) -> str:
     return next(n for n in PRESETS[task] if n.startswith("paper"))
   return "cpu"
 
-
 def get(task: str, name: str, **overrides) -> TaskPreset:
-  """The preset ``name`` of ``task``, with fields replaced by the non-None ``overrides``."""
+  """The preset ``name`` of ``task``, with fields replaced by the non-None ``overrides``, validated.
+
+  Example:
+    >>> get("denoise", "cpu", steps=500).steps
+    500
+  """
   _check_task(task)
   if name not in PRESETS[task]:
     raise ValueError(f"unknown preset {name!r} for {task}; choose one of {names(task)}.")
@@ -150,9 +196,9 @@ def get(task: str, name: str, **overrides) -> TaskPreset:
   overrides = {k: v for k, v in overrides.items() if v is not None}
   unknown = set(overrides) - {f.name for f in dataclasses.fields(TaskPreset)}
   if unknown:
-    raise ValueError(f"unknown preset fields {sorted(unknown)}.")
-  return dataclasses.replace(preset, **overrides)
-
+    raise ValueError(f"unknown preset fields {sorted(unknown)}; the fields are "
+                     f"{[f.name for f in dataclasses.fields(TaskPreset)]}.")
+  return dataclasses.replace(preset, **overrides).validate()
 
 def _check_task(task: str) -> None:
   if task not in PRESETS:

@@ -36,7 +36,7 @@ def windows(size: tuple[int, int], *, tile: int, overlap: int) -> list[tuple[int
   """Top-left corners ``(y, x)`` of the windows covering an ``(H, W)`` image (row-major)."""
   h, w = size
   if min(h, w) < tile:
-    raise ValueError(f"--tile {tile} is larger than the {w}x{h} image; use a smaller tile or none.")
+    raise ValueError(f"`tile` = {tile} is larger than the {w}x{h} image; use a smaller tile or none.")
   return [(y, x) for y in starts(h, tile, overlap) for x in starts(w, tile, overlap)]
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 
-from absl import app, flags
+from absl import flags
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 import dipjax
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "128"], "Square feature-map sizes.")
@@ -43,8 +44,7 @@ def seconds_per_step(conv, x, w, steps):
   return (time.perf_counter() - t0) / steps
 
 
-def main(argv):
-  del argv
+def main():
   c = FLAGS.channels
   print("| size | lax.conv_general_dilated + autodiff (s/step) | dipjax.conv2d (s/step) |")
   print("|---|---|---|")
@@ -57,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

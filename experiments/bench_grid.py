@@ -5,7 +5,7 @@ with the paper's denoising settings (σ_p 1/30, EMA, rollback guard) on one
 ``size x size`` image for S = 1, 2, 4, 8 fits (seeds) in one call. Each S is timed
 on a second call (the first compiles); throughput = S · steps / seconds. Memory: the
 estimate made before compiling (``dipjax.memory.estimate_bytes`` for one vmapped
-group, plus the carries of the other fits, as ``experiments.common.run_task``
+group, plus the carries of the other fits, as ``dipjax.restore``
 does) against the peak resident memory the timed call adds (``VmHWM`` reset before
 the call; CPU only) and the compiled program's own analysis.
 
@@ -22,12 +22,13 @@ import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
 import jax
 
 import dipjax
 from dipjax import batch, memory
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("size", 128, "Square image size.")
@@ -88,8 +89,7 @@ def bench(size: int, fits: list[int], steps: int, group_flag: int, model_name: s
   return rows
 
 
-def main(argv):
-  del argv
+def main():
   fits = [int(s) for s in FLAGS.fits]
   rows = bench(FLAGS.size, fits, FLAGS.num_steps, FLAGS.seeds_per_group, FLAGS.model)
   print("\n| size | S | fits vmapped together | s/call | fits·steps/s | ms per fit-step | estimate MiB | peak MiB |")
@@ -104,4 +104,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -20,11 +20,12 @@ import platform
 import resource
 import time
 
-from absl import app, flags
+from absl import flags
 
 import jax
 
 import dipjax
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "128", "256"], "Square image sizes timed with one seed.")
@@ -141,17 +142,23 @@ def machine() -> dict:
               jax=jax.__version__, backend=jax.default_backend(), device=str(dev.device_kind))
 
 
-def main(argv):
-  del argv
+def main():
   sizes = [int(s) for s in FLAGS.sizes]
   seed_sizes = [int(s) for s in FLAGS.seed_sizes if s]
   seeds = [int(s) for s in FLAGS.seeds]
   results = dict(machine=machine(), steps=FLAGS.steps, single=[], seeds=[], torch=[])
-  print(json.dumps(results["machine"]))
+  print(json.dumps(results["machine"]), flush=True)
+  total, t_start = len(sizes) + len(seed_sizes), time.perf_counter()
+
+  def progress(done):
+    elapsed = time.perf_counter() - t_start
+    eta = dipjax.runner.format_seconds(elapsed * (total - done) / max(done, 1))
+    cli.say(f"[{done}/{total} sizes measured] {dipjax.runner.format_seconds(elapsed)} elapsed | ETA {eta}")
+
   for size in sizes:
     timer = None
     if FLAGS.torch and FLAGS.model != "default":
-      raise app.UsageError("--torch compares the default network only; pass --model=default or --torch=false.")
+      raise ValueError("--torch compares the default network only; pass --model=default or --torch=false.")
     if FLAGS.torch:
       try:
         timer = TorchTimer(size, FLAGS.steps)
@@ -170,6 +177,7 @@ def main(argv):
       r["torch_s_per_step"] = t["s_per_step"]
       r["ratio_vs_torch"] = r["s_per_step"] / t["s_per_step"]
     print(json.dumps(r))
+    progress(len(results["single"]))
   for size in seed_sizes:
     timers = [DipjaxTimer(size, s, FLAGS.steps, FLAGS.seeds_per_group, model=FLAGS.model)
               for s in sorted(set(seeds) | {1})]
@@ -185,6 +193,7 @@ def main(argv):
       results["seeds"].append(r)
       print(json.dumps(r))
     del timers
+    progress(len(sizes) + seed_sizes.index(size) + 1)
   results["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
   lines = ["| size | seeds (per group) | s/step | s/step/seed | per-seed vs S=1 | PyTorch s/step | dipjax/PyTorch | compile s | XLA peak MB |",
@@ -207,4 +216,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -2,13 +2,14 @@ r"""What the paper-table reproductions and the sweep share: batched fits of many
 
 A reproduction script (``reproduce_denoising``, ``reproduce_super_resolution``,
 ``reproduce_inpainting``) turns a folder laid out like ``../shared/data/benchmarks``
-(``--data_dir``) into a list of :class:`Item` — the task's :class:`~experiments.common.Problem`
+(``--data_dir``) into a list of :class:`Item` — the task's :class:`dipjax.tasks.Problem`
 (observation, operator, ground truth, mask) and the published outputs of the paper
 and its baselines for the same image and crop — and calls :func:`run_reproduction`:
 
-1. :func:`fit_problems` fits every image × seed (× hyper-parameter value) with
-   ``dipjax.batch``: the images are grouped by size, and each group is **one compiled
-   program** (``vmap`` over the flat grid of fits, chunked by ``--max_batch``);
+1. :func:`dipjax.batch.fit_problems` fits every image × seed (× hyper-parameter
+   value): the images are grouped by size, and each group is **one compiled
+   program** (``vmap`` over the flat grid of fits, in calls of ``--max_batch`` fits
+   and chunks of ``--chunk`` steps with a progress line after each);
 2. :func:`score_item` scores each image with the task's protocol (RGB / gray PSNR on
    all pixels, or the paper's Y-channel super-resolution PSNR in the published box):
    every seed's final output and EMA (mean ± sd over seeds), the ensembles (mean of
@@ -37,24 +38,17 @@ import time
 import warnings
 from typing import Callable, Optional, Sequence
 
-from absl import app, flags
+from absl import flags
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import dipjax
-from dipjax import batch, canvas as canvas_lib, image_io, presets as presets_lib
-from experiments import common
+from dipjax import batch, image_io, presets as presets_lib, report, runner, tasks
+from experiments import cli, flag_groups
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", os.path.join("..", "shared", "data", "benchmarks"),
-                    "Folder laid out like ../shared/data/benchmarks (denoising_cset9/, sr_set5/, inpainting_gray50/).")
-flags.DEFINE_list("images", [], "Subset of image names (default: every image of the set).")
-flags.DEFINE_integer("scale", 0, "Fit centre N x N crops of the images (of the restored image) so the run finishes on "
-                     "a CPU; the published images are scored on the same crop. 0: full size (the paper's protocol).")
-flags.DEFINE_integer("max_batch", 0, "At most this many fits per compiled call (0: chosen from the device's free "
-                     "memory and the estimated memory per fit).")
 
 
 @dataclasses.dataclass
@@ -62,7 +56,7 @@ class Item:
   """One benchmark image: the problem to fit and what the paper published for it (same crop)."""
 
   name: str
-  problem: common.Problem
+  problem: tasks.Problem
   published: dict  # method -> (H, W, C) image in [0, 1]
   box: Optional[tuple[int, int, int, int]] = None  # super-resolution: inclusive evaluation box (r0, r1, c0, c1)
 
@@ -92,94 +86,6 @@ def load(folder: str, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Fitting many problems
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def make_grid_for(preset: presets_lib.TaskPreset, problem: common.Problem):
-  """The canvas and ``fit_grid`` of ``problem``'s size under ``preset`` (the operator sees the cropped canvas)."""
-  model = dipjax.get_model(preset.model, out_channels=problem.target.shape[-1])
-  canvas = canvas_lib.canvas_for(model, tuple(problem.size))
-  op = problem.operator
-  kwargs = dict(readout=canvas.crop, learning_rate=preset.learning_rate, reg_noise_std=preset.reg_noise_std,
-                ema_decay=preset.ema_decay, guard_every=preset.guard_every,
-                input_kind="noise" if preset.input_kind == "image" else preset.input_kind,
-                input_channels=preset.input_channels)
-  if problem.mask is not None:
-    grid = batch.make_grid_fit(model, num_steps=preset.steps, forward_aux=lambda x, m: op(canvas.crop(x), m), **kwargs)
-  else:
-    grid = batch.make_grid_fit(model, num_steps=preset.steps, forward=lambda x: op(canvas.crop(x), None), **kwargs)
-  grid.probe_loop = dipjax.make_fit_loop(model, **{k: v for k, v in kwargs.items() if k != "readout"})
-  return canvas, grid
-
-
-@dataclasses.dataclass
-class Fitted:
-  """The fits of one problem: arrays with leading axes ``(S, V)`` (seeds, hyper-parameter combinations)."""
-
-  outputs: np.ndarray  # (S, V, H, W, C) final outputs f_θ(z), cropped to the image
-  emas: np.ndarray  # (S, V, H, W, C)
-  curves: dipjax.StepMetrics  # each (S, V, T)
-  hyper: dict  # name -> (V,) values
-  wall_s: float  # this problem's share of its group's wall time (compile included)
-
-
-def fit_problems(preset: presets_lib.TaskPreset, problems: Sequence[common.Problem], *, seeds: int, seed: int = 0,
-                 hyper: Optional[dict] = None, max_batch: int = 0, log: Callable[[str], None] = print) -> list[Fitted]:
-  """Fits every problem × seed × hyper-parameter combination: one compiled program per image size.
-
-  Seed ``s`` uses the key of seed ``s`` of ``experiments.common.run_task`` (``--seed``),
-  so an image's seeds are the same whichever other images share its program.
-  """
-  if seeds < 1:
-    raise ValueError(f"--seeds must be >= 1, got {seeds}.")
-  keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1), seeds)
-  groups: dict[tuple, list[int]] = {}
-  for i, p in enumerate(problems):
-    sig = (tuple(p.size), p.target.shape, None if p.mask is None else p.mask.shape,
-           None if p.z_image is None else p.z_image.shape)
-    groups.setdefault(sig, []).append(i)
-  fitted: list[Optional[Fitted]] = [None] * len(problems)
-  for members in groups.values():
-    first = problems[members[0]]
-    canvas, grid = make_grid_for(preset, first)
-    stack = lambda get: None if get(first) is None else jnp.stack([jnp.asarray(get(problems[i]), jnp.float32)
-                                                                   for i in members])
-    targets = stack(lambda p: p.target)
-    clean = stack(lambda p: p.clean)
-    aux = stack(lambda p: p.mask)
-    z = None
-    if preset.input_kind == "image":
-      z = jnp.stack([jnp.asarray(canvas.pad(np.asarray(problems[i].z_image)), jnp.float32) for i in members])
-    combos = batch.hyper_grid(hyper)
-    n_fits = len(members) * seeds * (len(next(iter(combos.values()))) if combos else 1)
-    chunk = max_batch
-    if not chunk:
-      chunk, reason = batch.choose_max_batch(grid, (canvas.height, canvas.width), channels=first.target.shape[-1],
-                                             loop=grid.probe_loop)
-      log(f"max batch: {reason}")
-    h, w = first.size
-    log(f"{len(members)} image(s) of {w}x{h} (canvas {canvas.width}x{canvas.height}) x {seeds} seed(s)"
-        + (f" x {n_fits // (len(members) * seeds)} hyper-parameter value(s)" if hyper else "")
-        + f" = {n_fits} fits of {preset.steps} steps in one program, at most {min(chunk, n_fits)} per call, on "
-        f"{jax.devices()[0].device_kind} ({jax.default_backend()}, {jax.device_count()} device(s))")
-    t0 = time.perf_counter()
-    progress = lambda done, total: log(f"  {done}/{total} fits done ({time.perf_counter() - t0:.0f} s)")
-    r = grid(keys, targets, clean=clean, hyper=hyper, aux=aux, z=z, out_shape=(canvas.height, canvas.width),
-             max_batch=chunk, on_chunk=progress if chunk < n_fits else None)
-    r = jax.block_until_ready(r)
-    wall = time.perf_counter() - t0
-    log(f"  done in {wall:.1f} s ({wall / len(members):.1f} s per image, compile included)")
-    crop = jax.jit(jax.vmap(jax.vmap(jax.vmap(canvas.crop))))
-    outputs, emas = np.asarray(crop(r.output)), np.asarray(crop(r.ema))
-    for j, i in enumerate(members):
-      fitted[i] = Fitted(outputs=outputs[j], emas=emas[j],
-                         curves=jax.tree_util.tree_map(lambda a: np.asarray(a[j]), r.metrics),
-                         hyper={k: np.asarray(v) for k, v in r.hyper.items()}, wall_s=wall / len(members))
-  return fitted
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -190,7 +96,7 @@ def ensemble_sizes(seeds: int) -> list[int]:
   return ks + ([seeds] if seeds not in ks else [])
 
 
-def score_item(item: Item, fitted: Fitted, score: Callable[..., float], *, v: int = 0) -> dict:
+def score_item(item: Item, fitted: batch.Fitted, score: Callable[..., float], *, v: int = 0) -> dict:
   """Every number of one image's row (hyper-parameter combination ``v``); ``score(image, clean, box) -> dB``."""
   clean = item.problem.clean
   score = functools.partial(_call_score, score, box=item.box)
@@ -245,20 +151,21 @@ class Spec:
 
 
 def run_reproduction(spec: Spec, preset: presets_lib.TaskPreset, items: Sequence[Item], *, seeds: int, seed: int,
-                     scale: int, out_dir: str, baselines: bool, max_batch: int = 0, preset_name: str = "",
-                     log: Callable[[str], None] = print) -> dict:
+                     scale: int, out_dir: str, baselines: bool, max_batch: int = 0, chunk: int = 0,
+                     preset_name: str = "", log: Callable[[str], None] = print) -> dict:
   """Fits, scores and writes ``table.md``, ``results.json``, ``curves/``, ``ensemble.png`` and ``images/``."""
   t_start = time.perf_counter()
-  common.ensure_writable(out_dir)
+  image_io.ensure_writable(out_dir)
   log(f"{spec.title}: preset {preset_name!r}: {preset.describe()}")
   log(f"{len(items)} image(s), {seeds} seed(s), " + (f"centre {scale}x{scale} crops (CPU scale)" if scale
                                                      else "full size"))
   if not scale and jax.default_backend() == "cpu":
-    pixels = sum(int(np.prod(it.problem.size)) for it in items)
+    pixels = sum(int(np.prod(it.problem.image_size)) for it in items)
     hours = pixels / (128 * 128) * 0.13 * preset.steps * seeds / 3600  # 0.13 s per step at 128² (BUILD_NOTES §3)
     if hours > 0.5:
       log(f"note: full-size images on a CPU: about {hours:.0f} h on 2 cores; --scale=64 runs the protocol on crops")
-  fitted = fit_problems(preset, [it.problem for it in items], seeds=seeds, seed=seed, max_batch=max_batch, log=log)
+  fitted = batch.fit_problems(preset, [it.problem for it in items], key=tasks.keys_for_seed(seed)[1], seeds=seeds,
+                              max_batch=max_batch, chunk=chunk or runner.auto_chunk(), log=log)
   rows = {}
   for item, fit in zip(items, fitted):
     row = score_item(item, fit, spec.score)
@@ -268,7 +175,7 @@ def run_reproduction(spec: Spec, preset: presets_lib.TaskPreset, items: Sequence
         t0 = time.perf_counter()
         row["baselines"][name] = spec.score(np.asarray(fn(), np.float32), item.problem.clean, item.box)
         row.setdefault("baseline_s", {})[name] = time.perf_counter() - t0
-    row["size"] = list(item.problem.size)
+    row["size"] = list(item.problem.image_size)
     rows[item.name] = row
     write_item_files(out_dir, item, fit, spec, preset)
     log(f"{item.name}: single {row['single_mean']:.2f} ± {row['single_sd']:.2f}, EMA {row['ema_mean']:.2f}"
@@ -277,7 +184,7 @@ def run_reproduction(spec: Spec, preset: presets_lib.TaskPreset, items: Sequence
   result = dict(title=spec.title, protocol=spec.protocol, paper=spec.paper, preset_name=preset_name,
                 preset=preset.to_dict(), seeds=seeds, seed=seed, scale=scale, rows=rows, mean=mean_row(rows),
                 device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
-                device_count=jax.device_count(), versions=common.versions(), argv=sys.argv,
+                device_count=jax.device_count(), versions=report.versions(), argv=sys.argv,
                 curves={item.name: {k: np.asarray(getattr(f.curves, k))[:, 0].tolist()
                                     for k in ("loss", "psnr_clean", "ema_psnr_clean")}
                         for item, f in zip(items, fitted)})
@@ -304,7 +211,7 @@ def mean_row(rows: dict) -> dict:
   return out
 
 
-def write_item_files(out_dir: str, item: Item, fit: Fitted, spec: Spec, preset) -> None:
+def write_item_files(out_dir: str, item: Item, fit: batch.Fitted, spec: Spec, preset) -> None:
   """One image's curves plot and its seed-0 output, EMA and (with several seeds) ensemble."""
   from dipjax import plotting
 
@@ -314,7 +221,7 @@ def write_item_files(out_dir: str, item: Item, fit: Fitted, spec: Spec, preset) 
   plotting.plot_curves(os.path.join(out_dir, "curves", f"{item.name}.png"), loss=pick(c.loss),
                        psnr_target=pick(c.psnr_target), psnr_clean=pick(c.psnr_clean),
                        ema_psnr_clean=pick(c.ema_psnr_clean),
-                       title=f"{item.name}: {item.problem.size[1]}x{item.problem.size[0]}, {preset.steps} steps, "
+                       title=f"{item.name}: {item.problem.image_size[1]}x{item.problem.image_size[0]}, {preset.steps} steps, "
                              f"{seeds} seed(s){spec.curve_note}")
   images = os.path.join(out_dir, "images")
   image_io.save_image(os.path.join(images, f"{item.name}_output.png"), fit.outputs[0, 0])
@@ -416,43 +323,34 @@ def plot_ensemble(path: str, rows: dict, *, title: str = "") -> None:
   plotting.save_figure(fig, path)
 
 
-def make_main(prepare: Callable[[], tuple], *, default_seeds: int):
-  """The absl ``main`` of a reproduction script.
+def define_flags(*, data_help: str, default_seeds: int) -> None:
+  """The flags of a reproduction script (its own task flags are defined by the script)."""
+  flag_groups.define_benchmark(data_help=data_help)
+  flag_groups.define_fit(seeds_default=default_seeds)
+
+
+def make_main(prepare: Callable[[], tuple]) -> Callable[[], None]:
+  """The ``main`` of a reproduction script.
 
   ``prepare()`` checks the script's own flags and returns ``(preset_name, preset,
   out_dir, build)``; ``build() -> (spec, items)`` loads the images once ``out_dir`` is
-  known to be writable. Errors are one line and exit non-zero.
+  known to be writable. Errors are one line and exit non-zero (:func:`experiments.cli.run`).
   """
 
-  def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-      name, preset, out_dir, build = prepare()
-      common.ensure_writable(out_dir)
-      spec, items = build()
-      run_reproduction(spec, preset, items, seeds=seeds_from_flags(default_seeds), seed=FLAGS.seed,
-                       scale=FLAGS.scale, out_dir=out_dir, baselines=FLAGS.baselines, max_batch=FLAGS.max_batch,
-                       preset_name=name, log=lambda m: print(m, flush=True))
-    except ValueError as e:
-      raise SystemExit(f"error: {e}") from None
+  def main():
+    flag_groups.check()
+    name, preset, out_dir, build = prepare()
+    image_io.ensure_writable(out_dir)
+    spec, items = build()
+    run_reproduction(spec, preset, items, seeds=FLAGS.seeds, seed=FLAGS.seed, scale=FLAGS.scale, out_dir=out_dir,
+                     baselines=FLAGS.baselines, max_batch=FLAGS.max_batch, chunk=FLAGS.chunk, preset_name=name,
+                     log=cli.say)
 
   return main
 
 
 def preset_from_flags(task: str, default: str) -> tuple[str, presets_lib.TaskPreset]:
   """``--preset`` (default ``default``) with ``--steps/--lr/--reg_noise_std`` overrides."""
-  name = FLAGS.preset or default
-  preset = presets_lib.get(task, name, steps=FLAGS.steps, learning_rate=FLAGS.lr, reg_noise_std=FLAGS.reg_noise_std)
-  if preset.steps < 1:
-    raise ValueError(f"--steps must be >= 1, got {preset.steps}.")
-  if FLAGS.scale and FLAGS.scale < common.MIN_SIZE:
-    raise ValueError(f"--scale must be 0 (full size) or at least {common.MIN_SIZE}, got {FLAGS.scale}.")
-  if FLAGS.max_batch < 0:
-    raise ValueError(f"--max_batch must be >= 0, got {FLAGS.max_batch}.")
-  return name, preset
-
-
-def seeds_from_flags(default: int) -> int:
-  """``--seeds`` when given, else the script's default."""
-  return FLAGS.seeds if FLAGS["seeds"].present else default
+  if FLAGS.scale and FLAGS.scale < tasks.MIN_SIZE:
+    raise ValueError(f"--scale must be 0 (full size) or at least {tasks.MIN_SIZE}, got {FLAGS.scale}.")
+  return flag_groups.preset(task, default)

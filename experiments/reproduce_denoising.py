@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app
+from absl import flags
 
-import jax
-
-from experiments import common, denoise, reproduce
+from dipjax import tasks
+from experiments import cli, reproduce
 from experiments.reproduce import FLAGS
 
 DEFAULT_SEEDS = 4
@@ -45,16 +44,15 @@ def load_items(data_dir: str, *, sigma: int, scale: int, names=(), preset=None) 
   folder = root if sigma == 25 else os.path.join(root, "sigma50")
   items = []
   for name in reproduce.list_names(folder, "_noisy.png", names):
-    inputs = common.Inputs(image=reproduce.load(folder, f"{name}_noisy.png"),
-                           clean=reproduce.load(root, f"{name}_GT.png"), crop=scale)
-    problem = denoise.make_problem(preset, inputs, key=jax.random.key(0))
-    published = {m: common.centre_crop(reproduce.load(folder, f"{name}_{m}.png"), scale) for m in PUBLISHED[sigma]}
+    problem = tasks.denoise(noisy=tasks.centre_crop(reproduce.load(folder, f"{name}_noisy.png"), scale),
+                            clean=tasks.centre_crop(reproduce.load(root, f"{name}_GT.png"), scale))
+    published = {m: tasks.centre_crop(reproduce.load(folder, f"{name}_{m}.png"), scale) for m in PUBLISHED[sigma]}
     items.append(reproduce.Item(name=name, problem=problem, published=published))
   return items
 
 
 def prepare():
-  sigma = 25 if FLAGS.sigma is None else FLAGS.sigma
+  sigma = FLAGS.sigma
   if sigma not in (25, 50):
     raise ValueError(f"--sigma must be 25 or 50 (the published sets), got {sigma:g}.")
   sigma = int(sigma)
@@ -68,7 +66,10 @@ def prepare():
   return name, preset, FLAGS.out_dir or os.path.join("runs", "reproduce_denoising"), build
 
 
-main = reproduce.make_main(prepare, default_seeds=DEFAULT_SEEDS)
+reproduce.define_flags(data_help="Folder laid out like ../shared/data/benchmarks (with denoising_cset9/).",
+                       default_seeds=DEFAULT_SEEDS)
+flags.DEFINE_float("sigma", 25, "The published noise level: 25 or 50 (0-255 scale).")
+main = reproduce.make_main(prepare)
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

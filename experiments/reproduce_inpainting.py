@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 import numpy as np
 
-from dipjax import baselines
-from experiments import common, reproduce
+from dipjax import tasks
+from experiments import cli, reproduce
 from experiments.reproduce import FLAGS
 
 DEFAULT_SEEDS = 1
@@ -40,17 +38,13 @@ def load_items(data_dir: str, *, scale: int, names=()) -> list[reproduce.Item]:
   folder = os.path.join(data_dir, "inpainting_gray50")
   items = []
   for name in reproduce.list_names(folder, "_masked.png", names):
-    crop = lambda f: common.centre_crop(reproduce.load(folder, f"{name}_{f}.png")[..., :1], scale)
+    crop = lambda f: tasks.centre_crop(reproduce.load(folder, f"{name}_{f}.png")[..., :1], scale)
     masked, clean = crop("masked"), crop("GT")
-    common.check_same_size(f"{name}_masked.png", masked, f"{name}_GT.png", clean)
-    common.check_min_size(f"{name}_masked.png", masked)
+    if masked.shape != clean.shape:
+      raise ValueError(f"{name}_masked.png is {masked.shape[1]}x{masked.shape[0]} but {name}_GT.png is "
+                       f"{clean.shape[1]}x{clean.shape[0]}; the benchmark folder is inconsistent.")
     mask = (masked > 0).astype(np.float32)
-    observed = masked * mask
-    problem = common.Problem(
-        target=observed, size=observed.shape[:2], operator=lambda x, m: x * m, input_view=observed,
-        input_image=observed, input_label=f"masked ({mask.mean():.0%} known)", clean=clean, mask=mask,
-        source={"known_fraction": float(mask.mean())},
-        baselines={"biharmonic": lambda o=observed, m=mask: baselines.biharmonic(o, m)})
+    problem = tasks.masked("restore", image=masked * mask, clean=clean, mask=mask)
     items.append(reproduce.Item(name=name, problem=problem, published={m: crop(m) for m in PUBLISHED}))
   return items
 
@@ -66,7 +60,9 @@ def prepare():
   return name, preset, FLAGS.out_dir or os.path.join("runs", "reproduce_inpainting"), build
 
 
-main = reproduce.make_main(prepare, default_seeds=DEFAULT_SEEDS)
+reproduce.define_flags(data_help="Folder laid out like ../shared/data/benchmarks (with inpainting_gray50/).",
+                       default_seeds=DEFAULT_SEEDS)
+main = reproduce.make_main(prepare)
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

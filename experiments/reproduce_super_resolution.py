@@ -24,12 +24,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from absl import app
-
-import jax
+from absl import flags
 
 import dipjax
-from experiments import common, reproduce, super_resolution
+from dipjax import tasks
+from experiments import cli, reproduce
 from experiments.reproduce import FLAGS
 
 DEFAULT_SEEDS = 1
@@ -48,12 +47,13 @@ def load_items(data_dir: str, *, factor: int, scale: int, names=(), preset=None)
   items = []
   for name in reproduce.list_names(folder, "_GT.png", names):
     gt = reproduce.load(folder, f"{name}_GT.png")
-    problem = super_resolution.make_problem(preset, common.Inputs(clean=gt, crop=scale), key=jax.random.key(0))
+    problem = tasks.super_resolution(clean=tasks.centre_crop(gt, scale, multiple=factor), factor=factor,
+                                     kernel=preset.kernel)
     hr = problem.clean.shape[:2]
     published = {}
     for m in PUBLISHED[factor]:
       image = reproduce.load(folder, f"{name}_{m}.png")
-      published[m] = common.centre_crop(image, scale, multiple=factor)  # the window of the ground truth's crop
+      published[m] = tasks.centre_crop(image, scale, multiple=factor)  # the window of the ground truth's crop
       if published[m].shape[:2] != hr:
         raise ValueError(f"{name}_{m}.png is {image.shape[1]}x{image.shape[0]} but {name}_GT.png is "
                          f"{gt.shape[1]}x{gt.shape[0]}; the benchmark folder is inconsistent.")
@@ -63,7 +63,7 @@ def load_items(data_dir: str, *, factor: int, scale: int, names=(), preset=None)
 
 
 def prepare():
-  factor = FLAGS.factor or 4
+  factor = FLAGS.factor
   if factor not in (4, 8):
     raise ValueError(f"--factor must be 4 or 8 (the published Set5 sets), got {factor}.")
   name, preset = reproduce.preset_from_flags("super_resolution", f"paper_x{factor}")
@@ -80,7 +80,10 @@ def prepare():
   return name, preset, FLAGS.out_dir or os.path.join("runs", f"reproduce_super_resolution_x{factor}"), build
 
 
-main = reproduce.make_main(prepare, default_seeds=DEFAULT_SEEDS)
+reproduce.define_flags(data_help="Folder laid out like ../shared/data/benchmarks (with sr_set5/x4, sr_set5/x8).",
+                       default_seeds=DEFAULT_SEEDS)
+flags.DEFINE_integer("factor", 4, "The published Set5 set: 4 or 8.")
+main = reproduce.make_main(prepare)
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -11,39 +11,25 @@ Without ``--mask`` a Bernoulli mask keeps ``keep_fraction`` of the pixels, drawn
 per channel (``paper_50``, as the reference's ``get_bernoulli_mask``) or per pixel
 (``paper_2``), from ``--seed``.
 
-Presets: ``dipjax.presets.PRESETS['restore']``. Outputs: ``experiments.common.OUTPUT_FILES``.
+Presets: ``dipjax.presets.PRESETS['restore']``. Outputs: ``dipjax.report.OUTPUT_FILES``; from Python: ``dipjax.tasks.make_problem`` + ``dipjax.restore``.
 """
 
 from __future__ import annotations
 
-from absl import app
+from absl import flags
 
-import jax
-import numpy as np
-
-from dipjax import degradations
-from experiments import common
-from experiments.common import Problem
-from experiments.inpaint import masked_problem
+from experiments import cli, flag_groups, task_main
 
 TASK = "restore"
 BUNDLED = "camera"
 
+flag_groups.define_images(mask=True)
+flag_groups.define_fit()
+flag_groups.define_run()
+flag_groups.define_corruption("keep_fraction")
+FLAGS = flags.FLAGS
 
-def make_problem(preset, inputs: common.Inputs, *, key: jax.Array) -> Problem:
-  """Missing pixels: ``A(x) = x ⊙ m``; without ``--mask`` a Bernoulli mask of ``preset.keep_fraction``."""
-  if not 0.0 < preset.keep_fraction <= 1.0:
-    raise ValueError(f"--keep_fraction must be in (0, 1], got {preset.keep_fraction}.")
-
-  def synthetic(shape):
-    return np.asarray(degradations.bernoulli_mask(jax.random.fold_in(key, 0), tuple(shape),
-                                                  keep_fraction=preset.keep_fraction,
-                                                  per_channel=bool(preset.per_channel_mask)))
-
-  return masked_problem(inputs, synthetic_mask=synthetic, label="missing pixels", what="restoration")
-
-
-main = common.make_main(TASK, make_problem, BUNDLED)
+main = task_main.make_main(TASK, bundled=BUNDLED, corruption=lambda: dict(keep_fraction=FLAGS.keep_fraction))
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -10,14 +10,15 @@ difference. Float rounding differs between the two compiled programs, and Adam's
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 import jax
 import jax.numpy as jnp
 from skimage import data
 
 import dipjax
-from dipjax import degradations
+from dipjax import corruptions
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 500, "Adam steps.")
@@ -25,10 +26,9 @@ flags.DEFINE_integer("seeds", 2, "Number of seeds.")
 flags.DEFINE_integer("seeds_per_group", 2, "Seeds vmapped together in the batched program.")
 
 
-def main(argv):
-  del argv
+def main():
   clean = jnp.asarray(data.astronaut()[200:264, 200:264] / 255.0, jnp.float32)
-  noisy = degradations.add_gaussian_noise(jax.random.key(0), clean, sigma=25 / 255)
+  noisy = corruptions.add_gaussian_noise(jax.random.key(0), clean, sigma=25 / 255)
   net = dipjax.skip_tiny(channels_down=(32,) * 3, channels_up=(32,) * 3)
   fit = dipjax.make_fit(net, num_steps=FLAGS.steps, input_channels=8, reg_noise_std=1 / 30, guard_every=1)
   keys = jax.random.split(jax.random.key(1), FLAGS.seeds)
@@ -44,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -19,33 +19,37 @@ import dataclasses
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
 import jax
 import numpy as np
 
-from dipjax import image_io, presets
-from experiments import common, denoise, reproduce  # reproduce defines --data_dir and --images
+from dipjax import image_io, presets, report, restoration, tasks
+from experiments import cli, flag_groups, reproduce
 
 FLAGS = flags.FLAGS
-# --crop (default 64: CPU scale), --steps (default 2500), --out_dir (default runs/stopping_table),
-# --stop_patience and --stop_window are the shared flags of experiments/common.py.
+flags.DEFINE_string("data_dir", os.path.join("..", "shared", "data", "benchmarks"),
+                    "Folder laid out like ../shared/data/benchmarks (with denoising_cset9/).")
+flags.DEFINE_list("images", [], "Subset of image names (default: every image of the set).")
+flags.DEFINE_integer("crop", 64, "Centre crop of every image (CPU scale).")
+flags.DEFINE_integer("steps", 2500, "Adam steps per image.")
+flags.DEFINE_string("out_dir", "runs/stopping_table", "Output folder.")
+flag_groups.define_stopping()
 
 
-def run_table(*, data_dir: str, names: list[str], crop: int, steps: int, stop: common.StopOptions, out_dir: str,
-              log=print) -> dict:
+def run_table(*, data_dir: str, names: list[str], crop: int, steps: int, stop: restoration.StopOptions,
+              out_dir: str, log=print) -> dict:
   """Runs the denoising fit on each image; returns per-image and mean PSNRs per criterion."""
   folder = os.path.join(data_dir, "denoising_cset9")
   names = reproduce.list_names(folder, "_noisy.png", names)
   preset = dataclasses.replace(presets.get("denoise", "cpu"), steps=steps, crop=crop)
   rows = {}
   for name in names:
-    inputs = common.Inputs(image=image_io.load_image(os.path.join(folder, f"{name}_noisy.png")),
-                           clean=image_io.load_image(os.path.join(folder, f"{name}_GT.png")), crop=crop)
-    problem = denoise.make_problem(preset, inputs, key=jax.random.key(0))
+    problem = tasks.denoise(noisy=tasks.centre_crop(image_io.load_image(os.path.join(folder, f"{name}_noisy.png")), crop),
+                            clean=tasks.centre_crop(image_io.load_image(os.path.join(folder, f"{name}_GT.png")), crop))
     t0 = time.perf_counter()
-    m = common.run_task(preset, problem, out_dir=os.path.join(out_dir, name), chunk=500, stop=stop,
-                        log=lambda msg: None)
+    result = tasks.restore_problem(tasks.keys_for_seed(0)[1], problem, preset, chunk=500, stop=stop)
+    m = report.write_run(os.path.join(out_dir, name), problem, result, preset)
     st = m["summary"]["stopping"]
     rows[name] = dict(wall_s=time.perf_counter() - t0, best=st["emv"]["psnr_best"][0], last=st["emv"]["psnr_last"][0],
                       best_step=m["summary"]["best_step_per_seed"][0],
@@ -80,21 +84,17 @@ def markdown(result: dict) -> str:
   return head + "\n".join(lines) + "\n"
 
 
-def main(argv):
-  del argv
-  stop = common.StopOptions(patience=FLAGS.stop_patience, window=FLAGS.stop_window)
-  try:
-    out_dir = FLAGS.out_dir or "runs/stopping_table"
-    common.ensure_writable(out_dir)
-    result = run_table(data_dir=FLAGS.data_dir, names=FLAGS.images, crop=FLAGS.crop or 64, steps=FLAGS.steps or 2500,
-                       stop=stop, out_dir=out_dir, log=lambda m: print(m, flush=True))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
+def main():
+  flag_groups.check()
+  stop = restoration.StopOptions(patience=FLAGS.stop_patience, window=FLAGS.stop_window)
+  out_dir = flag_groups.out_dir("runs/stopping_table")
+  result = run_table(data_dir=FLAGS.data_dir, names=FLAGS.images, crop=FLAGS.crop, steps=FLAGS.steps, stop=stop,
+                     out_dir=out_dir, log=cli.say)
   table = markdown(result)
-  print(table)
+  cli.say(table)
   image_io.save_text(os.path.join(out_dir, "table.md"), table)
   image_io.save_json(os.path.join(out_dir, "table.json"), result)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -11,8 +11,10 @@ to the task (``steps``, ``ema_decay``, ``sigma``, ``jpeg_quality``, ``factor``,
 ``keep_fraction``, ``input_channels``, ``guard_every``) changes the problem or the
 program, so each of its values is a separate program. The images, preset and every
 other flag are those of the task's own entry point (``--image``, ``--clean``,
-``--mask``, ``--preset``, ``--crop``, ``--seeds``, ...); ground truth is needed
-(``--clean``, or the bundled image with a synthetic corruption).
+``--mask``, ``--flash``, ``--preset``, ``--crop``, ``--seeds``, ...); a corruption setting
+is swept (or fixed to one value) with ``--grid``; ground truth is needed (``--clean``, or
+the bundled image with a synthetic corruption). Progress: a line after every chunk
+of steps (``--chunk``; by default about every 20 s).
 
 Writes into ``--out_dir`` (default ``runs/sweep_<task>``): ``table.md`` (one row per
 grid point: final output PSNR mean ± sd over seeds, EMA, ensemble of the seeds, best
@@ -25,22 +27,23 @@ paper's Y channel).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import itertools
 import os
 import sys
 import time
-import warnings
 
-from absl import app, flags
+from absl import flags
 
 import jax
 import numpy as np
 
-from dipjax import image_io, presets as presets_lib
-from experiments import common, reproduce
+from dipjax import batch, image_io, presets as presets_lib, report, runner, tasks
+from experiments import cli, flag_groups, reproduce, task_main
 
 FLAGS = flags.FLAGS
+flag_groups.define_images(mask=True, flash=True)
+flag_groups.define_fit()
+flag_groups.define_batching()
 flags.DEFINE_enum("task", "denoise", list(presets_lib.TASKS), "The task to sweep.")
 flags.DEFINE_multi_string("grid", [], "An axis of the grid, NAME=V1,V2,... (repeatable); NAME is lr, reg_noise_std "
                           "(one program for all their values) or a numeric preset field of the task.")
@@ -48,6 +51,8 @@ flags.DEFINE_list("heatmap", [], "The two axes of the heat map (x, y); default: 
 flags.DEFINE_enum("metric", "output", ["output", "ema", "ensemble", "best"], "What the heat map shows: the final "
                   "output's PSNR (mean over seeds), the EMA's, the seed ensemble's, or the curve's best (oracle).")
 
+BUNDLED = {"denoise": "astronaut", "deblock": "coffee", "super_resolution": "chelsea", "inpaint": "astronaut",
+           "restore": "camera", "flash_no_flash": "coffee"}  # as the task entry points
 IN_PROGRAM = {"lr": "learning_rate", "reg_noise_std": "reg_noise_std"}
 OUTER = ("steps", "ema_decay", "sigma", "jpeg_quality", "factor", "keep_fraction", "input_channels", "guard_every")
 
@@ -79,26 +84,27 @@ def parse_grid(specs: list[str], preset: presets_lib.TaskPreset) -> list[tuple[s
   return axes
 
 
-def run_sweep(task: str, preset: presets_lib.TaskPreset, inputs: common.Inputs, axes: list[tuple[str, list]], *,
-              seeds: int, seed: int, max_batch: int = 0, log=print) -> dict:
-  """Fits every grid point × seed; returns the rows (one per grid point) and the axes."""
-  module = importlib.import_module(f"experiments.{task}")
+def run_sweep(task: str, preset: presets_lib.TaskPreset, images: dict, axes: list[tuple[str, list]], *,
+              seeds: int, seed: int, max_batch: int = 0, chunk=0, log=print) -> dict:
+  """Fits every grid point × seed; returns the rows (one per grid point) and the axes.
+
+  ``images``: ``image``/``clean``/``mask``/``flash`` arrays as for :func:`dipjax.tasks.make_problem`.
+  """
   outer = [(n, v) for n, v in axes if n in OUTER]
   hyper = {IN_PROGRAM[n]: v for n, v in axes if n in IN_PROGRAM}
+  corruption_key, fit_key = tasks.keys_for_seed(seed)
   rows = []
   for combo in itertools.product(*[v for _, v in outer]) if outer else [()]:
     point = dict(zip([n for n, _ in outer], combo))
-    p = dataclasses.replace(preset, **point)
-    if p.steps < 1:
-      raise ValueError(f"steps must be >= 1, got {p.steps}.")
-    problem = module.make_problem(p, inputs, key=jax.random.key(seed))
+    p = dataclasses.replace(preset, **point).validate()
+    problem = tasks.make_problem(corruption_key, task, p, **images)
     if problem.clean is None:
       raise ValueError("the sweep scores every grid point against the ground truth; pass --clean (or no image, for "
                        "the bundled one).")
     if point:
       log(f"{', '.join(f'{k}={v}' for k, v in point.items())}:")
-    fitted = reproduce.fit_problems(p, [problem], seeds=seeds, seed=seed, hyper=hyper or None, max_batch=max_batch,
-                                    log=log)[0]
+    fitted = batch.fit_problems(p, [problem], key=fit_key, seeds=seeds, hyper=hyper or None, max_batch=max_batch,
+                                chunk=chunk or runner.auto_chunk(), log=log)[0]
     item = reproduce.Item(name=task, problem=problem, published={})
     n_v = fitted.outputs.shape[1]
     for v in range(n_v):
@@ -152,54 +158,49 @@ def markdown(result: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
+def main():
+  flag_groups.check()
   task = FLAGS.task
   t0 = time.perf_counter()
-  try:
-    name = FLAGS.preset or presets_lib.default_name(task, jax.default_backend())
-    preset = presets_lib.get(task, name, steps=FLAGS.steps, learning_rate=FLAGS.lr,
-                             reg_noise_std=FLAGS.reg_noise_std, sigma=FLAGS.sigma, jpeg_quality=FLAGS.jpeg_quality,
-                             factor=FLAGS.factor, kernel=FLAGS.kernel, keep_fraction=FLAGS.keep_fraction)
-    axes = parse_grid(FLAGS.grid, preset)
-    heat = FLAGS.heatmap or [n for n, _ in axes][:2]
-    if len(heat) not in (1, 2) or any(h not in [n for n, _ in axes] for h in heat):
-      raise ValueError(f"--heatmap={','.join(FLAGS.heatmap)}: name one or two of the --grid axes "
-                       f"{[n for n, _ in axes]}.")
-    out_dir = FLAGS.out_dir or os.path.join("runs", f"sweep_{task}")
-    common.ensure_writable(out_dir)
-    inputs = common.load_inputs(task, preset)
-    image = FLAGS.image or FLAGS.clean
-    if inputs.image is None and inputs.clean is None:
-      module = importlib.import_module(f"experiments.{task}")
-      inputs.clean = common.bundled_image(module.BUNDLED)
-      image = f"skimage.data.{module.BUNDLED}"
-    image += f" (centre crop {inputs.crop})" if inputs.crop else ""
-    print(f"sweep {task} preset {name!r}: {preset.describe()}", flush=True)
-    print("grid: " + " x ".join(f"{n} {v}" for n, v in axes) + f" x {FLAGS.seeds} seed(s)", flush=True)
-    if FLAGS.max_batch < 0:
-      raise ValueError(f"--max_batch must be >= 0, got {FLAGS.max_batch}.")
-    result = run_sweep(task, preset, inputs, axes, seeds=FLAGS.seeds, seed=FLAGS.seed, max_batch=FLAGS.max_batch,
-                       log=lambda m: print(m, flush=True))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
+  name, preset = flag_groups.preset(task)
+  axes = parse_grid(FLAGS.grid, preset)
+  heat = FLAGS.heatmap or [n for n, _ in axes][:2]
+  if len(heat) not in (1, 2) or any(h not in [n for n, _ in axes] for h in heat):
+    raise ValueError(f"--heatmap={','.join(FLAGS.heatmap)}: name one or two of the --grid axes "
+                     f"{[n for n, _ in axes]}.")
+  out_dir = flag_groups.out_dir(os.path.join("runs", f"sweep_{task}"))
+  loaded = task_main.load_images(task, preset)
+  images = loaded["images"]
+  image = FLAGS.image or FLAGS.clean
+  if "image" not in images and "clean" not in images:
+    images["clean"] = tasks.centre_crop(task_main.bundled_image(BUNDLED[task]), loaded["crop"],
+                                        multiple=preset.factor if task == "super_resolution" else 1)
+    image = f"skimage.data.{BUNDLED[task]}"
+  image += f" (centre crop {loaded['crop']})" if loaded["crop"] else ""
+  cli.say(f"sweep {task} preset {name!r}: {preset.describe()}")
+  cli.say("grid: " + " x ".join(f"{n} {v}" for n, v in axes) + f" x {FLAGS.seeds} seed(s)")
+  result = run_sweep(task, preset, images, axes, seeds=FLAGS.seeds, seed=FLAGS.seed, max_batch=FLAGS.max_batch,
+                     chunk=FLAGS.chunk, log=cli.say)
   result.update(task=task, preset_name=name, preset=preset.to_dict(), seeds=FLAGS.seeds, seed=FLAGS.seed, image=image,
-                device=str(jax.devices()[0].device_kind), backend=jax.default_backend(), versions=common.versions(),
+                device=str(jax.devices()[0].device_kind), backend=jax.default_backend(), versions=report.versions(),
                 argv=sys.argv, metric=FLAGS.metric, heatmap=heat, wall_s=time.perf_counter() - t0)
+  write(out_dir, result, heat)
+
+
+def write(out_dir: str, result: dict, heat: list) -> None:
+  """``table.md``, ``heatmap.png`` and ``results.json``."""
   table = markdown(result)
-  xs, ys, values = heat_values(result, heat[0], heat[1] if len(heat) > 1 else None, FLAGS.metric)
+  xs, ys, values = heat_values(result, heat[0], heat[1] if len(heat) > 1 else None, result["metric"])
   from dipjax import plotting
   plotting.plot_heatmap(os.path.join(out_dir, "heatmap.png"), values, x_label=heat[0], x_ticks=xs,
                         y_label=heat[1] if len(heat) > 1 else "", y_ticks=ys if len(heat) > 1 else [""],
-                        title=f"{task}: PSNR of the {FLAGS.metric} (mean over {FLAGS.seeds} seed(s))")
+                        title=f"{result['task']}: PSNR of the {result['metric']} (mean over {result['seeds']} seed(s))")
   result["heatmap_values"] = values.tolist()
   image_io.save_text(os.path.join(out_dir, "table.md"), table)
   image_io.save_json(os.path.join(out_dir, "results.json"), result)
-  print(table)
-  print(f"results in {out_dir}")
+  cli.say(table)
+  cli.say(f"results in {out_dir}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

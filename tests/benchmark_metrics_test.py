@@ -78,7 +78,7 @@ def test_super_resolution_y_channel_protocol(factor, table, methods, dip_for_box
   for name, expected in table.items():
     folder = ("sr_set5", f"x{factor}")
     gt = load(*folder, f"{name}_GT.png")
-    box = dipjax.nonzero_box(load(*folder, f"{name}_{dip_for_box}.png"))
+    box = dipjax.metrics.nonzero_box(load(*folder, f"{name}_{dip_for_box}.png"))
     got = [dipjax.psnr_sr(load(*folder, f"{name}_{m}.png"), gt, box=box, shave=4) for m in methods]
     np.testing.assert_allclose(got, expected, atol=TOL, err_msg=name)
     rows.append(got)

@@ -11,7 +11,7 @@ LANCZOS2_X4_HALF = [-0.001065, -0.009752, -0.020384, -0.014878, 0.024594, 0.0986
 
 
 def test_lanczos2_x4_taps_match_reference():
-  taps = dipjax.kernel_1d(4, kernel_type="lanczos2")
+  taps = dipjax.downsampler.kernel_1d(4, kernel_type="lanczos2")
   assert taps.shape == (16,)
   np.testing.assert_allclose(taps[:8], LANCZOS2_X4_HALF, atol=1e-6)
   np.testing.assert_allclose(taps[8:], LANCZOS2_X4_HALF[::-1], atol=1e-6)
@@ -20,7 +20,7 @@ def test_lanczos2_x4_taps_match_reference():
 @pytest.mark.parametrize("kind,factor,n", [("lanczos2", 8, 32), ("lanczos3", 4, 24), ("box", 4, 4),
                                            ("gauss", 4, 16)])
 def test_kernels_are_normalised(kind, factor, n):
-  taps = dipjax.kernel_1d(factor, kernel_type=kind)
+  taps = dipjax.downsampler.kernel_1d(factor, kernel_type=kind)
   assert taps.shape == (n,)
   np.testing.assert_allclose(taps.sum(), 1.0, atol=1e-12)
   np.testing.assert_allclose(taps, taps[::-1], atol=1e-12)
@@ -35,7 +35,7 @@ def test_constant_image_stays_constant(kind):
 
 def test_matches_dense_depthwise_convolution():
   x = jax.random.uniform(jax.random.key(0), (16, 20, 2))
-  taps = dipjax.kernel_1d(2)
+  taps = dipjax.downsampler.kernel_1d(2)
   k2 = np.outer(taps, taps)
   pad = (len(taps) - 2) // 2
   xp = np.pad(np.asarray(x), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
@@ -48,8 +48,8 @@ def test_matches_dense_depthwise_convolution():
 
 def test_bad_arguments():
   with pytest.raises(ValueError, match="`factor`"):
-    dipjax.kernel_1d(0)
+    dipjax.downsampler.kernel_1d(0)
   with pytest.raises(ValueError, match="`kernel_type`"):
-    dipjax.kernel_1d(2, kernel_type="bicubic")
+    dipjax.downsampler.kernel_1d(2, kernel_type="bicubic")
   with pytest.raises(ValueError, match="`image`"):
     dipjax.downsample(jnp.ones((8, 8)), 2)

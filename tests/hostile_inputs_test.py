@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks_test import ROOT, error_of, run_main, save, smooth_image
+from cli_helpers import error_of, run_main
+from tasks_test import ROOT, save, smooth_image
 
 
 def png_header_only(path, width, height):

@@ -30,7 +30,7 @@ def test_meshgrid_input():
 
 def test_perturbation_std():
   z = jnp.zeros((128, 128, 8))
-  noisy = dipjax.perturb_input(jax.random.key(3), z, std=1 / 30)
+  noisy = dipjax.inputs.perturb_input(jax.random.key(3), z, std=1 / 30)
   assert abs(float(jnp.std(noisy)) - 1 / 30) < 1e-3
 
 
@@ -45,25 +45,25 @@ def test_psnr_matches_skimage_and_reduces_last_three_axes():
   np.testing.assert_allclose(jax.jit(dipjax.psnr)(a, b), ours, rtol=1e-6)
   assert np.isinf(float(dipjax.psnr(a[0], a[0])))
   with pytest.raises(ValueError, match="shapes differ"):
-    dipjax.mse(a[0], a[0, :8])
+    dipjax.metrics.mse(a[0], a[0, :8])
 
 
 def test_y_channel_and_sr_protocol_helpers():
   white = jnp.ones((4, 4, 3))
-  np.testing.assert_allclose(dipjax.rgb_to_y(white), 235 / 255, rtol=1e-6)  # studio range top
-  np.testing.assert_allclose(dipjax.rgb_to_y(jnp.zeros((4, 4, 3))), 16 / 255, rtol=1e-6)
+  np.testing.assert_allclose(dipjax.metrics.rgb_to_y(white), 235 / 255, rtol=1e-6)  # studio range top
+  np.testing.assert_allclose(dipjax.metrics.rgb_to_y(jnp.zeros((4, 4, 3))), 16 / 255, rtol=1e-6)
   canvas = np.zeros((20, 30, 3), np.float32)
   canvas[3:15, 5:26] = 0.5
-  assert dipjax.nonzero_box(canvas) == (3, 14, 5, 25)
+  assert dipjax.metrics.nonzero_box(canvas) == (3, 14, 5, 25)
   a = jax.random.uniform(jax.random.key(0), (20, 30, 3))
   b = jnp.clip(a + 0.1, 0, 1)
   # shave 2 of box (0, 19, 0, 29) keeps rows 2:17 and columns 2:27
-  expected = float(dipjax.psnr(dipjax.rgb_to_y(a)[2:17, 2:27], dipjax.rgb_to_y(b)[2:17, 2:27]))
+  expected = float(dipjax.psnr(dipjax.metrics.rgb_to_y(a)[2:17, 2:27], dipjax.metrics.rgb_to_y(b)[2:17, 2:27]))
   assert abs(dipjax.psnr_sr(a, b, shave=2) - expected) < 1e-5
   with pytest.raises(ValueError, match="3 channels"):
-    dipjax.rgb_to_y(jnp.ones((4, 4, 1)))
+    dipjax.metrics.rgb_to_y(jnp.ones((4, 4, 1)))
   with pytest.raises(ValueError, match="entirely zero"):
-    dipjax.nonzero_box(np.zeros((3, 3, 1)))
+    dipjax.metrics.nonzero_box(np.zeros((3, 3, 1)))
 
 
 def test_ssim_wraps_skimage():

@@ -35,7 +35,7 @@ print(json.dumps(dict(estimate=estimate, program=memory.program_bytes(compiled),
 """
 
 
-@pytest.mark.parametrize("size", [384, 512])
+@pytest.mark.parametrize("size", [pytest.param(384, marks=pytest.mark.slow), 512])
 def test_estimate_is_within_2x_of_the_measured_peak(size):
   env = dict(os.environ, PYTHONPATH=ROOT)
   proc = subprocess.run([sys.executable, "-c", SCRIPT, str(size)], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -48,7 +48,7 @@ def test_estimate_is_within_2x_of_the_measured_peak(size):
 
 
 def test_check_fits_refuses_with_the_estimate_and_what_to_change():
-  with pytest.raises(ValueError, match=r"needs about .* GiB but only .* GiB is free.*fewer --seeds"):
+  with pytest.raises(ValueError, match=r"needs about .* GiB but only .* GiB is free.*fewer seeds"):
     memory.check_fits(10 ** 15, what="this run")
   memory.check_fits(1, what="this run")
   assert memory.available_bytes() > 0

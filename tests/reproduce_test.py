@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import dipjax
-from tests.tasks_test import error_of, run_main, save, smooth_image
+from cli_helpers import error_of, forget_script_flags, load_script, run_main
+from tasks_test import save, smooth_image
 
 # The published super-resolution outputs are RGBA with alpha 255 (as are the stand-ins here).
 pytestmark = pytest.mark.filterwarnings("ignore:.*alpha channel")
@@ -145,13 +146,13 @@ def test_super_resolution_table_uses_the_y_protocol_in_the_published_box(data_di
 
 
 def test_inpainting_masks_come_from_the_published_masked_inputs(data_dir, tmp_path, capsys):
-  from experiments import reproduce_inpainting
-  items = reproduce_inpainting.load_items(str(data_dir), scale=0)
+  items = load_script("reproduce_inpainting").load_items(str(data_dir), scale=0)
+  forget_script_flags()
   folder = data_dir / "inpainting_gray50"
   for item in items:
     masked = load(folder / f"{item.name}_masked.png")
     np.testing.assert_array_equal(item.problem.mask, (masked > 0).astype(np.float32))
-    np.testing.assert_array_equal(item.problem.target, masked)
+    np.testing.assert_array_equal(item.problem.observation, masked)
   out = tmp_path / "inp"
   run_main("reproduce_inpainting", [f"--data_dir={data_dir}", "--preset=tiny", "--steps=3", "--max_batch=1",
                                     "--baselines", f"--out_dir={out}"])
@@ -210,19 +211,21 @@ BENCHMARKS = os.environ.get("DIPJAX_BENCHMARKS", os.path.join(os.path.dirname(os
 def test_published_columns_at_full_size_match_the_verified_tables():
   """The scripts' loaders and protocols give the benchmark README's verified means for the published outputs."""
   from dipjax import presets
-  from experiments import reproduce, reproduce_denoising, reproduce_inpainting, reproduce_super_resolution
+  from experiments import reproduce
 
   def mean_of(items, method, score):
     return np.mean([score(it.published[method], it.problem.clean, it.box) for it in items])
 
-  sr = reproduce_super_resolution.load_items(BENCHMARKS, factor=4, scale=0,
-                                             preset=presets.get("super_resolution", "paper_x4"))
+  sr = load_script("reproduce_super_resolution").load_items(BENCHMARKS, factor=4, scale=0,
+                                                            preset=presets.get("super_resolution", "paper_x4"))
   y = lambda image, clean, box: dipjax.psnr_sr(image, clean, box=box)
   assert mean_of(sr, "deep_prior", y) == pytest.approx(29.90, abs=0.01)
   assert mean_of(sr, "bicubic", y) == pytest.approx(28.44, abs=0.01)
-  den = reproduce_denoising.load_items(BENCHMARKS, sigma=25, scale=0, preset=presets.get("denoise", "paper"))
+  den = load_script("reproduce_denoising").load_items(BENCHMARKS, sigma=25, scale=0,
+                                                      preset=presets.get("denoise", "paper"))
   assert mean_of(den, "deep_prior", reproduce.psnr_all) == pytest.approx(31.29, abs=0.01)
   assert mean_of(den, "bm3d", reproduce.psnr_all) == pytest.approx(31.42, abs=0.01)
-  inp = reproduce_inpainting.load_items(BENCHMARKS, scale=0)
+  inp = load_script("reproduce_inpainting").load_items(BENCHMARKS, scale=0)
+  forget_script_flags()
   assert mean_of(inp, "deep_prior", reproduce.psnr_all) == pytest.approx(33.44, abs=0.01)
   assert mean_of(inp, "papyan", reproduce.psnr_all) == pytest.approx(31.16, abs=0.01)

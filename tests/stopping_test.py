@@ -26,7 +26,7 @@ CRITERIA = (stopping.EMV(patience=100, warmup=10), stopping.WMV(window=20, patie
 def denoising_run():
   """A 32x32 denoising problem that a 16-channel net overfits: PSNR peaks near step 60, then falls ~7 dB."""
   clean = jnp.asarray(smooth(32, 32))
-  noisy = dipjax.add_gaussian_noise(jax.random.key(5), clean, sigma=SIGMA)
+  noisy = dipjax.corruptions.add_gaussian_noise(jax.random.key(5), clean, sigma=SIGMA)
   fit = dipjax.make_fit(NET, num_steps=500, input_channels=8, learning_rate=0.01, stopping=CRITERIA)
   return clean, noisy, fit, fit(jax.random.key(0), noisy, clean=clean)
 

@@ -110,12 +110,13 @@ def test_readout_compares_the_crop_with_clean():
   # Fit on a 24x24 canvas with the loss on its central 16x16 window: clean is 16x16.
   win = canvas.Canvas(24, 24, 4, 4, 16, 16)
   target = jnp.asarray(smooth(16, 16))
-  fit = dipjax.make_fit(dipjax.skip_tiny(), num_steps=3, input_channels=4, forward=win.crop, readout=win.crop)
-  result = fit(jax.random.key(0), target, clean=target, out_shape=(24, 24))
+  crop = dipjax.operators.Crop(4, 4, 16, 16)
+  fit = dipjax.make_fit(dipjax.skip_tiny(), num_steps=3, input_channels=4)
+  result = fit(jax.random.key(0), target, operator=crop, readout=crop, clean=target, out_shape=(24, 24))
   assert result.output.shape == (24, 24, 3)
   np.testing.assert_allclose(result.metrics.psnr_clean, result.metrics.psnr_target, rtol=1e-6)
   with pytest.raises(ValueError, match="restored image's shape"):
-    fit(jax.random.key(0), target, clean=jnp.zeros((24, 24, 3)), out_shape=(24, 24))
+    fit(jax.random.key(0), target, operator=crop, readout=crop, clean=jnp.zeros((24, 24, 3)), out_shape=(24, 24))
 
 
 # --- baselines ---------------------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ start-up per case; ``test_bad_input_exits_non_zero_in_a_subprocess`` checks the
 real exit status and stderr once.
 """
 
-import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -17,28 +17,11 @@ import pytest
 from absl import flags
 from PIL import Image
 
+from cli_helpers import error_of, run_main
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash")
 FLAGS = flags.FLAGS
-
-
-def run_main(task, args):
-  """Runs ``experiments.<task>.main`` with ``args``; returns nothing or raises SystemExit(message)."""
-  module = importlib.import_module(f"experiments.{task}")
-  FLAGS.unparse_flags()
-  FLAGS(["prog"] + list(args))
-  try:
-    module.main(["prog"])
-  finally:
-    FLAGS.unparse_flags()
-
-
-def error_of(task, args):
-  with pytest.raises(SystemExit) as info:
-    run_main(task, args)
-  message = str(info.value.code)
-  assert message.startswith("error: ") and "\n" not in message, message
-  return message
 
 
 def save(path, array, mode=None):
@@ -127,30 +110,32 @@ def test_early_stop_ends_the_run_and_keeps_the_detected_output(tmp_path, capsys)
 
 def test_a_diverged_run_ends_with_a_message_and_keeps_its_last_good_output(tmp_path, capsys):
   out = tmp_path / "div"
-  message = error_of("denoise", ["--preset=tiny", "--steps=40", "--chunk=5", "--lr=inf", "--max_nonfinite=5",
+  # lr = 1e38: the first step is finite (parameters ~1e38), every later one overflows.
+  message = error_of("denoise", ["--preset=tiny", "--steps=40", "--chunk=5", "--lr=1e38", "--max_nonfinite=5",
                                  f"--out_dir={out}"])
-  assert "diverged: 5 non-finite steps in a row" in message and "--lr" in message
+  assert "diverged: 9 non-finite steps in a row" in message and "learning rate" in message
   metrics = json.loads((out / "metrics.json").read_text())
-  assert metrics["steps_run"] == 5 and metrics["num_nonfinite"] == [5]
-  output = np.asarray(Image.open(out / "output.png"))
-  assert output.shape == (48, 48, 3) and output.std() > 0  # the initial network's output, not NaN garbage
+  assert metrics["steps_run"] == 10 and metrics["num_nonfinite"] == [9]
+  assert np.asarray(Image.open(out / "output.png")).shape == (48, 48, 3)  # written from the last good state
+  emv = metrics["summary"]["stopping"]["emv"]
+  assert np.isfinite(emv["psnr_last"][0]) and emv["psnr_best"][0] >= emv["psnr_last"][0]  # the last good step
 
 
 def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
-  from experiments import common
+  from dipjax import runner
   args = ["--preset=tiny", "--steps=8", "--chunk=2", "--seeds=2", "--checkpoint_every=4"]
   run_main("denoise", args + [f"--out_dir={tmp_path / 'whole'}"])
-  real_progress = common.progress_line
+  real_progress = runner.format_progress
 
-  def killed_at_6(done, total, *a, **k):
-    if done == 6:
+  def killed_at_6(progress, **kwargs):
+    if progress.done == 6:
       raise KeyboardInterrupt  # as if the process were killed after step 6 (checkpoint at step 4)
-    return real_progress(done, total, *a, **k)
+    return real_progress(progress, **kwargs)
 
-  monkeypatch.setattr(common, "progress_line", killed_at_6)
+  monkeypatch.setattr(runner, "format_progress", killed_at_6)
   with pytest.raises(KeyboardInterrupt):
     run_main("denoise", args + [f"--out_dir={tmp_path / 'killed'}"])
-  monkeypatch.setattr(common, "progress_line", real_progress)
+  monkeypatch.setattr(runner, "format_progress", real_progress)
   assert not (tmp_path / "killed" / "output.png").exists()
   run_main("denoise", args + ["--resume", f"--out_dir={tmp_path / 'killed'}"])
   assert "resumed from" in capsys.readouterr().out
@@ -175,12 +160,12 @@ def test_tiled_run_blends_tiles_back_to_the_full_image(tmp_path, capsys):
                        f"--out_dir={out}"])
   assert "6 tiles of 32x32 (overlap 8) x 2 seed(s) = 12 fits" in capsys.readouterr().out
   metrics = json.loads((out / "metrics.json").read_text())
-  assert metrics["tiles"]["count"] == 6 and metrics["canvas"] == [32, 32]
+  assert metrics["tiles"] == 6 and metrics["canvas"] == [32, 32]
   assert np.asarray(metrics["curves"]["psnr_clean"]).shape == (2, 4)  # per seed, over all tiles
   for name in ("output.png", "ema.png", "stopped.png", "ensemble.png"):
     assert Image.open(out / name).size == (64, 48), name
   assert np.isfinite(metrics["summary"]["psnr"]["output"])
-  assert "not supported for super_resolution" in error_of("super_resolution", ["--preset=tiny", "--tile=32",
+  assert "pixel-aligned" in error_of("super_resolution", ["--preset=tiny", "--tile=32", "--tile_overlap=8",
                                                                                f"--out_dir={tmp_path / 'sr'}"])
   assert "larger than the 64x48 image" in error_of("denoise", ["--preset=tiny", "--tile=50", f"--clean={image}",
                                                               f"--out_dir={tmp_path / 'x'}"])
@@ -263,16 +248,17 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
   assert "pass a mask of the image's size" in error_of("inpaint", base + [f"--clean={good}", f"--mask={small_mask}"])
   gray_mask = save(tmp_path / "m_gray.png", np.full((48, 48), 128, np.uint8))
   assert "not binary" in error_of("restore", base + [f"--clean={good}", f"--mask={gray_mask}"])
-  assert "needs --mask" in error_of("inpaint", base + [f"--image={good}"])
+  assert "needs its `mask`" in error_of("inpaint", base + [f"--image={good}"])
   black = save(tmp_path / "m_black.png", np.zeros((48, 48), np.uint8))
   assert "no known pixel" in error_of("inpaint", base + [f"--clean={good}", f"--mask={black}"])
-  assert "unsupported super-resolution factor 3" in error_of("super_resolution", base + ["--factor=3"])
-  assert "unknown --kernel" in error_of("super_resolution", base + ["--kernel=cubic"])
-  assert "needs the flash image" in error_of("flash_no_flash", base + [f"--image={good}"])
+  assert "`--factor` must be one of [2, 4, 6, 8], got 3" in error_of("super_resolution", base + ["--factor=3"])
+  assert "`kernel` must be one of" in error_of("super_resolution", base + ["--kernel=cubic"])
+  assert "needs `flash`" in error_of("flash_no_flash", base + [f"--image={good}"])
   other = save(tmp_path / "other.png", smooth_image(40, 48))
   assert "same size" in error_of("flash_no_flash", base + [f"--image={good}", f"--flash={other}"])
   assert "same size" in error_of("denoise", base + [f"--image={good}", f"--clean={other}"])
-  assert "does not apply to denoise" in error_of("denoise", base + ["--factor=4"])
+  with pytest.raises(flags.UnrecognizedFlagError):  # a flag the script does not read is not accepted
+    run_main("denoise", base + ["--factor=4"])
   assert "unknown preset 'paper_x4' for denoise" in error_of("denoise", base + ["--preset=paper_x4"])
   blocker = tmp_path / "file"
   blocker.write_text("a file where a folder should be")
@@ -287,7 +273,18 @@ def test_bad_input_exits_non_zero_in_a_subprocess(tmp_path):
                         timeout=300)
   assert proc.returncode != 0
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("error: unsupported super-resolution factor 5") and "Traceback" not in proc.stderr
+  assert last == "error: `--factor` must be one of [2, 4, 6, 8], got 5." and "Traceback" not in proc.stderr
+  assert not (tmp_path / "x").exists() or not os.listdir(tmp_path / "x")  # nothing written
+
+
+@pytest.mark.parametrize("script,flag", [("reproduce_denoising", "--tile=32"), ("sweep", "--resume"),
+                                         ("denoise", "--factor=4")])
+def test_a_flag_the_script_does_not_read_is_refused(script, flag, tmp_path):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-m", f"experiments.{script}", flag, f"--out_dir={tmp_path / 'x'}"],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and f"Unknown command line flag '{flag[2:].split('=')[0]}'" in proc.stderr
+  assert not (tmp_path / "x").exists()
 
 
 def test_default_preset_is_cpu_on_cpu_and_paper_on_accelerators():
@@ -305,6 +302,9 @@ def test_two_processes_with_the_same_seed_agree_bit_for_bit(tmp_path):
                            "--seed=7", f"--out_dir={tmp_path / run}"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # A quiet start: no absl/jax INFO lines (e.g. the missing libtpu.so note) before the run's own output.
+    assert "libtpu" not in proc.stderr + proc.stdout and not re.search(r"^I\d{4}", proc.stderr, re.M), proc.stderr
+    assert proc.stdout.startswith("denoise preset 'tiny'")
   for name in ("input.png", "output.png", "ema.png", "ensemble.png", "stopped.png"):
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
   curves = [json.loads((tmp_path / r / "metrics.json").read_text())["curves"] for r in ("a", "b")]
@@ -315,7 +315,7 @@ def test_a_run_that_will_not_fit_in_memory_is_refused_before_it_runs(tmp_path, m
   import dipjax
   monkeypatch.setattr(dipjax.memory, "available_bytes", lambda device=None: 1_000_000)
   message = error_of("denoise", ["--preset=tiny", "--steps=2", f"--out_dir={tmp_path / 'o'}"])
-  assert "GiB but only" in message and "fewer --seeds" in message and "--crop" in message
+  assert "GiB but only" in message and "fewer seeds" in message and "crop" in message
   assert not (tmp_path / "o" / "output.png").exists()
   monkeypatch.setattr(dipjax.memory, "estimate_bytes", lambda *a, **k: 10 ** 14)
   monkeypatch.setattr(dipjax.memory, "available_bytes", lambda device=None: 10 ** 12)

@@ -7,20 +7,20 @@ import pytest
 from PIL import Image
 
 import dipjax
-from dipjax import image_io
+from dipjax import corruptions, image_io
 
 
 def test_gaussian_noise_std_clip_and_key():
   img = jnp.full((128, 128, 3), 0.5)
-  noisy = dipjax.add_gaussian_noise(jax.random.key(0), img, sigma=25 / 255)
+  noisy = dipjax.corruptions.add_gaussian_noise(jax.random.key(0), img, sigma=25 / 255)
   assert noisy.dtype == jnp.float32 and float(noisy.min()) >= 0 and float(noisy.max()) <= 1
   assert abs(float(jnp.std(noisy - img)) - 25 / 255) < 2e-3
-  np.testing.assert_array_equal(noisy, dipjax.add_gaussian_noise(jax.random.key(0), img, sigma=25 / 255))
+  np.testing.assert_array_equal(noisy, dipjax.corruptions.add_gaussian_noise(jax.random.key(0), img, sigma=25 / 255))
 
 
 @pytest.mark.parametrize("keep,per_channel", [(0.5, False), (0.02, False), (0.5, True)])
 def test_bernoulli_mask_kept_fraction(keep, per_channel):
-  m = dipjax.bernoulli_mask(jax.random.key(1), (256, 256, 3), keep_fraction=keep, per_channel=per_channel)
+  m = dipjax.corruptions.bernoulli_mask(jax.random.key(1), (256, 256, 3), keep_fraction=keep, per_channel=per_channel)
   assert set(np.unique(np.asarray(m))) <= {0.0, 1.0}
   assert abs(float(m.mean()) - keep) < 4 * np.sqrt(keep * (1 - keep) / (256 * 256))
   shared = bool(np.all(m == m[..., :1]))
@@ -28,17 +28,17 @@ def test_bernoulli_mask_kept_fraction(keep, per_channel):
 
 
 def test_masked_loss_ignores_holes():
-  mask = dipjax.bernoulli_mask(jax.random.key(2), (16, 16, 1), keep_fraction=0.5)
+  mask = dipjax.corruptions.bernoulli_mask(jax.random.key(2), (16, 16, 1), keep_fraction=0.5)
   target = jax.random.uniform(jax.random.key(3), (16, 16, 3))
   pred = jax.random.uniform(jax.random.key(4), (16, 16, 3))
-  grad = jax.grad(lambda p: dipjax.masked_mse(p, target, mask))(pred)
+  grad = jax.grad(lambda p: dipjax.corruptions.masked_mse(p, target, mask))(pred)
   holes = np.broadcast_to(np.asarray(mask) == 0, grad.shape)
   assert np.all(np.asarray(grad)[holes] == 0) and np.any(np.asarray(grad)[~holes] != 0)
   changed_in_holes = jnp.where(holes, 0.0, pred)
-  np.testing.assert_allclose(dipjax.masked_mse(changed_in_holes, target, mask),
-                             dipjax.masked_mse(pred, target, mask), rtol=1e-6)
+  np.testing.assert_allclose(dipjax.corruptions.masked_mse(changed_in_holes, target, mask),
+                             dipjax.corruptions.masked_mse(pred, target, mask), rtol=1e-6)
   with pytest.raises(ValueError, match="does not fit"):
-    dipjax.apply_mask(pred, mask[:8])
+    dipjax.corruptions.apply_mask(pred, mask[:8])
 
 
 def test_load_mask_checks(tmp_path):
@@ -59,7 +59,7 @@ def test_load_mask_checks(tmp_path):
 
 
 def test_text_mask_has_text_and_background():
-  m = image_io.text_mask((96, 128))
+  m = corruptions.text_mask((96, 128))
   assert m.shape == (96, 128, 1)
   holes = 1.0 - float(m.mean())
   assert 0.01 < holes < 0.5
@@ -67,18 +67,18 @@ def test_text_mask_has_text_and_background():
 
 def test_jpeg_and_low_resolution():
   img = np.asarray(jax.random.uniform(jax.random.key(5), (64, 48, 3)))
-  jpg = image_io.jpeg_compress(img, 20)
+  jpg = corruptions.jpeg_compress(img, 20)
   assert jpg.shape == img.shape and jpg.dtype == np.float32
   assert 0 < float(np.abs(jpg - img).mean()) < 0.5
-  assert image_io.jpeg_compress(img, 95).shape == img.shape
+  assert corruptions.jpeg_compress(img, 95).shape == img.shape
   with pytest.raises(ValueError, match="`quality`"):
-    image_io.jpeg_compress(img, 0)
-  lr = image_io.low_resolution(img, 4)
+    corruptions.jpeg_compress(img, 0)
+  lr = corruptions.low_resolution(img, 4)
   assert lr.shape == (16, 12, 3)
-  flat = image_io.low_resolution(np.full((64, 48, 1), 0.4, np.float32), 4)
+  flat = corruptions.low_resolution(np.full((64, 48, 1), 0.4, np.float32), 4)
   np.testing.assert_allclose(flat, np.round(0.4 * 255) / 255, atol=1e-6)
   with pytest.raises(ValueError, match="`factor`"):
-    image_io.low_resolution(img, 0)
+    corruptions.low_resolution(img, 0)
 
 
 def test_image_io_round_trip_and_modes(tmp_path):

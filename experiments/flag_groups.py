@@ -1,0 +1,162 @@
+"""The groups of absl flags the entry points share, defined only by the scripts that call them.
+
+Importing this module defines no flag: each script calls the ``define_*`` functions
+of the groups it reads, so a script accepts exactly the flags it uses (absl rejects
+any other). :func:`check` validates every numeric flag a script defined, with the
+library's rules (:mod:`dipjax.validation`) and a one-line error naming the flag.
+Readers turn the flags into library values (:func:`preset`, :func:`stop_options`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+import jax
+
+from dipjax import image_io, presets as presets_lib, restoration as restore_lib, stopping, validation
+
+FLAGS = flags.FLAGS
+
+
+def define_images(*, mask: bool = False, flash: bool = False, observed: str = "the corrupted image") -> None:
+  """--image, --clean, --crop (and --mask, --flash where the task takes them)."""
+  flags.DEFINE_string("image", None, f"{observed[0].upper() + observed[1:]} to restore. Without it the corruption is "
+                      "synthesised from --clean, or from an image bundled with scikit-image.")
+  flags.DEFINE_string("clean", None, "Ground truth, for evaluation (and to synthesise the input when --image is "
+                      "absent).")
+  flags.DEFINE_integer("crop", None, "Centre-crop the images to this size (of the restored image) first; default: "
+                       "the preset's crop for the bundled image, none for your own images.")
+  _rules(crop=_non_negative)
+  if mask:
+    flags.DEFINE_string("mask", None, "Mask image (white = known pixel, black = hole).")
+  if flash:
+    flags.DEFINE_string("flash", None, "The flash image (the network input).")
+
+
+def define_fit(*, seeds_default: int = 1) -> None:
+  """--preset, --steps, --lr, --reg_noise_std, --seeds, --seed, --out_dir."""
+  flags.DEFINE_string("preset", None, "Task preset (dipjax.presets); default: the first paper preset on a GPU/TPU, "
+                      "'cpu' otherwise.")
+  flags.DEFINE_integer("steps", None, "Override the preset's number of Adam steps.")
+  flags.DEFINE_float("lr", None, "Override the preset's learning rate.")
+  flags.DEFINE_float("reg_noise_std", None, "Override the preset's input perturbation σ_p.")
+  flags.DEFINE_integer("seeds", seeds_default, "Number of seeds fitted in one program; > 1 adds their ensemble.")
+  flags.DEFINE_integer("seed", 0, "Base random seed (synthetic corruption and fits).")
+  flags.DEFINE_string("out_dir", None, "Output folder.")
+  _rules(steps=_positive, lr=_finite(minimum=0.0, inclusive=False), reg_noise_std=_finite(minimum=0.0),
+         seeds=_positive, seed=_non_negative)
+
+
+def define_run() -> None:
+  """The options of a single long run: chunks, snapshots, baselines, stopping, checkpoints, tiles, divergence."""
+  flags.DEFINE_integer("chunk", 100, "Steps per compiled chunk (progress is printed between chunks).")
+  flags.DEFINE_integer("save_every", 0, "Also save the output every this many steps into out_dir/steps (0: never).")
+  flags.DEFINE_bool("baselines", False, "Also run the classical baselines (scikit-image) and report them.")
+  flags.DEFINE_enum("stop_criterion", "emv", sorted(stopping.CRITERIA), "Early-stopping criterion (no ground truth "
+                    "needed) whose detected output is saved as stopped.png; all available criteria are reported.")
+  define_stopping()
+  flags.DEFINE_bool("early_stop", False, "End the run once the criterion has fired for every seed (the output at "
+                    "the detected step is kept either way).")
+  flags.DEFINE_integer("checkpoint_every", 0, "Write out_dir/checkpoint.msgpack (the full run state) at the first "
+                       "chunk boundary at or after every this many steps (0: never).")
+  flags.DEFINE_bool("resume", False, "Continue from out_dir/checkpoint.msgpack (same flags and inputs): the result "
+                    "is bit-identical to a run that was never interrupted.")
+  flags.DEFINE_integer("tile", 0, "Fit the image in overlapping tiles of this size (all in one batched program) and "
+                       "blend them; for images too large to fit at once. 0: no tiling.")
+  flags.DEFINE_integer("tile_overlap", 32, "Overlap of neighbouring tiles in pixels (blended with linear ramps).")
+  flags.DEFINE_integer("max_nonfinite", 50, "End the run when this many steps in a row were non-finite (diverged).")
+  flags.DEFINE_float("progress_every", 0.0, "At most one progress line per this many seconds (0: every chunk).")
+  _rules(chunk=_positive, save_every=_non_negative, checkpoint_every=_non_negative, tile=_non_negative,
+         tile_overlap=_non_negative, max_nonfinite=_positive, progress_every=_finite(minimum=0.0))
+
+
+def define_stopping() -> None:
+  """--stop_patience, --stop_window."""
+  flags.DEFINE_integer("stop_patience", 200, "Steps without a new minimum of the criterion's score before it fires.")
+  flags.DEFINE_integer("stop_window", 100, "Window of the ES-WMV criterion (outputs kept in the carry).")
+  _rules(stop_patience=_non_negative, stop_window=_positive)
+
+
+def define_benchmark(*, data_help: str) -> None:
+  """--data_dir, --images, --scale, --max_batch, --chunk, --baselines: the reproductions of the paper's tables."""
+  flags.DEFINE_string("data_dir", os.path.join("..", "shared", "data", "benchmarks"), data_help)
+  flags.DEFINE_list("images", [], "Subset of image names (default: every image of the set).")
+  flags.DEFINE_integer("scale", 0, "Fit centre N x N crops of the images (of the restored image) so the run finishes "
+                       "on a CPU; the published images are scored on the same crop. 0: full size (the paper's "
+                       "protocol).")
+  _rules(scale=_non_negative)
+  define_batching()
+  flags.DEFINE_bool("baselines", False, "Also run and score our classical baselines (scikit-image).")
+
+
+def define_batching() -> None:
+  """--max_batch and --chunk of batched grids."""
+  flags.DEFINE_integer("max_batch", 0, "At most this many fits per compiled call (0: chosen from the device's free "
+                       "memory and the estimated memory per fit).")
+  flags.DEFINE_integer("chunk", 0, "Steps per compiled chunk, with a progress line after each (0: about every 20 s, "
+                       "from the measured speed).")
+  _rules(max_batch=_non_negative, chunk=_non_negative)
+
+
+_positive = validation.positive_int
+_non_negative = validation.non_negative_int
+RULES: dict = {}  # flag name -> rule(name, value), registered by the define_* functions a script calls
+
+
+def _rules(**rules) -> None:
+  RULES.update(rules)
+
+
+def _finite(**bounds):
+  return lambda name, value: validation.finite(name, value, **bounds)
+
+
+def check() -> None:
+  """Validates every numeric flag this script defined (a one-line ``ValueError`` naming ``--flag``)."""
+  for name, rule in RULES.items():
+    if name in FLAGS and FLAGS[name].value is not None:
+      rule(f"--{name}", FLAGS[name].value)
+
+
+def define_corruption(name: str) -> None:
+  """One synthetic-corruption flag: --sigma, --jpeg_quality, --factor, --kernel or --keep_fraction."""
+  if name == "sigma":
+    flags.DEFINE_float("sigma", None, "Std of the synthetic Gaussian noise, 0-255 scale (default: the preset's).")
+    _rules(sigma=_finite(minimum=0.0))
+  elif name == "jpeg_quality":
+    flags.DEFINE_integer("jpeg_quality", None, "JPEG quality of the synthetic input, 1-95 (default: the preset's).")
+    _rules(jpeg_quality=_finite(minimum=1, maximum=95))
+  elif name == "factor":
+    flags.DEFINE_integer("factor", None, f"Scale factor, one of {presets_lib.SR_FACTORS} (the paper uses 4 and 8).")
+    _rules(factor=lambda n, v: validation.one_of(n, v, presets_lib.SR_FACTORS))
+  elif name == "kernel":
+    flags.DEFINE_string("kernel", None, "Downsampler in the loss: lanczos2 (the paper's), lanczos3, box or gauss.")
+  elif name == "keep_fraction":
+    flags.DEFINE_float("keep_fraction", None, "Fraction of known pixels of the synthetic Bernoulli mask, in (0, 1].")
+    _rules(keep_fraction=_finite(minimum=0.0, inclusive=False, maximum=1.0))
+  else:
+    raise ValueError(f"unknown corruption flag {name!r}.")
+
+
+def preset(task: str, default: str | None = None, **overrides) -> tuple[str, presets_lib.TaskPreset]:
+  """``--preset`` (default ``default``, or the backend's) with the fit flags and ``overrides`` applied."""
+  name = FLAGS.preset or default or presets_lib.default_name(task, jax.default_backend())
+  fields = dict(steps=FLAGS.steps, learning_rate=FLAGS.lr, reg_noise_std=FLAGS.reg_noise_std, **overrides)
+  return name, presets_lib.get(task, name, **fields)
+
+
+def stop_options() -> restore_lib.StopOptions:
+  """The :class:`dipjax.StopOptions` of --stop_criterion, --stop_patience, --stop_window, --early_stop, --max_nonfinite."""
+  get = lambda name, default: FLAGS[name].value if name in FLAGS else default
+  return restore_lib.StopOptions(criterion=get("stop_criterion", "emv"), patience=FLAGS.stop_patience,
+                                 window=FLAGS.stop_window, early_stop=get("early_stop", False),
+                                 max_nonfinite=get("max_nonfinite", 50))
+
+
+def out_dir(default: str) -> str:
+  """``--out_dir`` (or ``default``), created and checked writable before any work."""
+  path = FLAGS.out_dir or default
+  image_io.ensure_writable(path)
+  return path
