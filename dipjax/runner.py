@@ -73,14 +73,23 @@ def init_fits(loop: fit_lib.FitLoop, keys: jax.Array, out_shape: tuple[int, int]
   return _init_program(loop, tuple(int(s) for s in out_shape))(keys, z, hyper)
 
 
-@functools.lru_cache(maxsize=128)
-def _chunk_program(loop: fit_lib.FitLoop, n: int, group: int):
+def _chunk_fn(loop: fit_lib.FitLoop, n: int, group: int) -> Callable:
   def one(args):
     st, f = args
     new, metrics, _ = loop.run(st, f.target, operator=f.operator, readout=f.readout, clean=f.clean, num_steps=n)
     return new, metrics
 
-  return jax.jit(lambda st, f: fit_lib.map_seeds(one, (st, f), seeds_per_group=group))
+  return lambda st, f: fit_lib.map_seeds(one, (st, f), seeds_per_group=group)
+
+
+@functools.lru_cache(maxsize=128)
+def _chunk_program(loop: fit_lib.FitLoop, n: int, group: int):
+  fn = _chunk_fn(loop, n, group)
+
+  def run_chunk(st, f):
+    return fn(st, f)
+
+  return jax.jit(run_chunk)
 
 
 class Programs(dict):
@@ -112,10 +121,17 @@ def compile_chunks(loop: fit_lib.FitLoop, state: fit_lib.FitState, fits: Fits, *
   group = fit_lib.default_group_size(batch) if group is None else group
 
   def program(n):
-    if shardings is None:
-      jitted = _chunk_program(loop, n, group)
-    else:
-      jitted = jax.jit(_chunk_program(loop, n, group).__wrapped__, in_shardings=shardings)
+    if not ahead_of_time and shardings is None:
+      return _chunk_program(loop, n, group)
+    fn = _chunk_fn(loop, n, group)
+
+    # A function of its own (own name, so own compilation-cache entries) for programs compiled ahead of time or
+    # sharded: they never share an executable with the cached jitted programs above.
+    def run_chunk_compiled(st, f):
+      return fn(st, f)
+
+    jitted = jax.jit(run_chunk_compiled, in_shardings=shardings) if shardings is not None else jax.jit(
+        run_chunk_compiled)
     return jitted.lower(state, fits).compile() if ahead_of_time else jitted
 
   return Programs(program, lengths)

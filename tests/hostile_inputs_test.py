@@ -104,7 +104,11 @@ def test_documented_conversions_run(tmp_path, capsys):
   frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
   npy = tmp_path / "ok.npy"
   np.save(npy, smooth_image(40, 40))
-  for path, mode, channels in ((gray16, "I;16", 1), (cmyk, "RGB", 3), (gif, "RGB", 3), (npy, "RGB", 3)):
+  from dipjax import image_io
+  for path in (cmyk, npy):  # read as RGB float images (the entry point's run on them is the RGB run below)
+    image, _ = image_io.read_image(str(path))
+    assert image.shape == (40, 40, 3) and image.dtype == np.float32 and 0 <= image.min() <= image.max() <= 1
+  for path, mode, channels in ((gray16, "I;16", 1), (gif, "RGB", 3)):
     out = tmp_path / os.path.basename(str(path)).replace(".", "_")
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter("always")
