@@ -33,7 +33,6 @@ import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dipjax import fit as fit_lib
