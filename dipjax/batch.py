@@ -56,6 +56,7 @@ from dipjax import memory as memory_lib
 from dipjax import models as models_lib
 from dipjax import operators as operators_lib
 from dipjax import runner
+from dipjax import sgld as sgld_lib
 from dipjax import validation
 
 
@@ -301,6 +302,8 @@ class Fitted:
   curves: fit_lib.StepMetrics  # each (S, V, T): the per-step output's loss and PSNRs
   hyper: dict  # name -> (V,) values
   wall_s: float  # this problem's share of its group's wall time (compile included)
+  posterior_mean: Optional[np.ndarray] = None  # (S, V, H, W, C) SGLD posterior mean (presets with sample_every > 0)
+  posterior_std: Optional[np.ndarray] = None  # (S, V, H, W, C) per-pixel std of the posterior samples
 
 
 def _signature(problem) -> tuple:
@@ -361,11 +364,24 @@ def fit_problems(config, problems: Sequence, *, key: jax.Array, seeds: int, hype
     r = jax.block_until_ready(r)
     wall = time.perf_counter() - t0
     log(f"  done in {wall:.1f} s ({wall / len(members):.1f} s per image, compile included)")
+    posterior = _posterior_images(r.state.posterior, crop)
     for j, i in enumerate(members):
       fitted[i] = Fitted(outputs=np.asarray(r.output[j]), emas=np.asarray(r.ema[j]),
                          curves=jax.tree_util.tree_map(lambda a: np.asarray(a[j]), r.metrics),
-                         hyper={k: np.asarray(v) for k, v in r.hyper.items()}, wall_s=wall / len(members))
+                         hyper={k: np.asarray(v) for k, v in r.hyper.items()}, wall_s=wall / len(members),
+                         **{k: v[j] for k, v in posterior.items()})
   return fitted
+
+
+def _posterior_images(posterior, crop) -> dict:
+  """``posterior_mean``/``posterior_std`` ``(I, S, V, H, W, C)`` of a grid's carries (empty without SGLD sampling)."""
+  if posterior is None:
+    return {}
+  lead = np.shape(posterior.count)  # (I, S, V)
+  flat = jax.tree_util.tree_map(lambda a: jnp.reshape(a, (-1,) + a.shape[len(lead):]), posterior)
+  mean, std = (jnp.reshape(a, lead + a.shape[1:]) for a in jax.vmap(sgld_lib.moments_mean_std)(flat))
+  read = lambda a: np.asarray(a)[..., crop.top:crop.top + crop.height, crop.left:crop.left + crop.width, :]
+  return dict(posterior_mean=read(mean), posterior_std=read(std))
 
 
 def _progress_line(g: GridProgress) -> str:

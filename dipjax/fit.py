@@ -48,6 +48,7 @@ from dipjax import inputs as inputs_lib
 from dipjax import metrics as metrics_lib
 from dipjax import models as models_lib
 from dipjax import operators as operators_lib
+from dipjax import sgld as sgld_lib
 from dipjax import stopping as stopping_lib
 from dipjax import validation
 
@@ -68,6 +69,8 @@ class FitState(NamedTuple):
   hyper: dict  # numeric hyper-parameters of this fit as () float32 arrays (vmappable): 'learning_rate', 'reg_noise_std'
   num_nonfinite: jax.Array  # () int32: steps whose loss, gradient or update was NaN/inf (skipped)
   nonfinite_streak: jax.Array  # () int32: such steps in a row up to now (0 after a good step)
+  posterior: Optional[sgld_lib.MomentsState]  # running mean / M2 of the sampled outputs (H, W, C_out); None
+  # without Langevin sampling
 
 
 class StepMetrics(NamedTuple):
@@ -128,6 +131,36 @@ class FitLoop(NamedTuple):
 DEFAULT_ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
 
 
+class Langevin(NamedTuple):
+  r"""Stochastic gradient Langevin dynamics on the default Adam step (Bayesian DIP, Cheng et al. 2019).
+
+  Each step ``θ ← θ − η adam(∇L + λθ) + ε`` with ``ε ~ N(0, σ²)`` per parameter
+  (:mod:`dipjax.sgld`): ``σ = s η`` (``convention='gp_dip'``, the authors' notebook,
+  ``s = 2``) or ``σ² = 2 η s²`` (``'sgld'``, textbook); on the convolution kernels
+  only (``conv_only``, the notebook) or on every parameter. The noise of step ``t`` is
+  drawn from ``fold_in(fold_in(key, t), 1)`` of the fit's own key, so seeds differ and
+  chunks/resume are bit-identical. After ``burn_in`` steps the per-step output is a
+  posterior sample every ``sample_every`` steps (:func:`dipjax.sgld.is_sample_step`); its
+  running mean and variance live in ``FitState.posterior`` (Welford, O(1) memory).
+  With ``noise_scale=0`` and ``weight_decay=0`` the parameters follow plain Adam bit for bit.
+  """
+
+  noise_scale: float = 2.0  # s
+  convention: str = "gp_dip"  # 'gp_dip' (std s·η) | 'sgld' (variance 2·η·s²)
+  conv_only: bool = True  # noise on 4-D (convolution) weights only, as the GP-DIP notebook
+  weight_decay: float = 5e-8  # λ, added to the gradient before Adam (PyTorch's Adam(weight_decay=λ))
+  burn_in: int = 7000  # steps before the first posterior sample
+  sample_every: int = 50  # thinning of the posterior samples
+
+  def validate(self) -> "Langevin":
+    validation.finite("noise_scale", self.noise_scale, minimum=0.0)
+    validation.one_of("convention", self.convention, sgld_lib.CONVENTIONS)
+    validation.finite("weight_decay", self.weight_decay, minimum=0.0)
+    validation.non_negative_int("burn_in", self.burn_in)
+    validation.positive_int("sample_every", self.sample_every)
+    return self
+
+
 class LoopSpec(NamedTuple):
   """The static choices of a fit loop (hashable; see :func:`make_fit_loop` for each)."""
 
@@ -145,6 +178,7 @@ class LoopSpec(NamedTuple):
   guard_every: int
   guard_drop_db: float
   stopping: tuple
+  langevin: Optional[Langevin]
 
 
 def make_fit_loop(
@@ -162,6 +196,7 @@ def make_fit_loop(
     guard_every: int = 0,
     guard_drop_db: float = 5.0,
     stopping: tuple = (),
+    langevin: Optional[Langevin] = None,
 ) -> FitLoop:
   """Builds the ``init``/``run``/``render`` functions of a DIP fit (see module docstring).
 
@@ -178,6 +213,9 @@ def make_fit_loop(
     guard_drop_db: PSNR drop (dB, > 0) against the target that triggers a rollback.
     stopping: early-stopping criteria (:mod:`dipjax.stopping`) tracked in the carry;
       each records the step it detects and the output there (``FitState.stop``).
+    langevin: a :class:`Langevin` to sample the posterior (SGLD) instead of only
+      optimising; needs the default optimiser. Its posterior mean and std are
+      ``FitState.posterior`` (:func:`dipjax.sgld.moments_mean_std`).
 
   Every step is also guarded against non-finite values: when the loss, the gradient
   or the updated parameters contain NaN/inf the step is skipped (the state is kept,
@@ -191,7 +229,8 @@ def make_fit_loop(
     >>> import jax, dipjax
     >>> loop = dipjax.make_fit_loop(dipjax.skip_tiny(), input_channels=4)
     >>> state = loop.init(jax.random.key(0), (16, 16))
-    >>> state, metrics, _ = loop.run(state, jax.numpy.zeros((16, 16, 3)), num_steps=3)
+    >>> run = jax.jit(loop.run, static_argnames=("num_steps", "snapshot_every"))  # compile once, run fast
+    >>> state, metrics, _ = run(state, jax.numpy.zeros((16, 16, 3)), num_steps=3)
     >>> int(state.step), metrics.loss.shape
     (3, (3,))
   """
@@ -207,6 +246,12 @@ def make_fit_loop(
   validation.positive_int("input_channels", input_channels)
   validation.finite("input_scale", input_scale, minimum=0.0, inclusive=False)
   stopping = tuple(stopping)
+  if langevin is not None:
+    if not isinstance(langevin, Langevin):
+      raise ValueError(f"`langevin` must be a dipjax.fit.Langevin, got {langevin!r}.")
+    langevin.validate()
+    if optimizer is not None:
+      raise ValueError("`langevin` needs the default optimiser (Adam with `learning_rate`); drop `optimizer`.")
   for c in stopping:
     if not all(hasattr(c, a) for a in ("init_aux", "score", "patience", "name")):
       raise ValueError(f"`stopping` must hold dipjax.stopping criteria, got {c!r}.")
@@ -219,7 +264,7 @@ def make_fit_loop(
                   learning_rate=float(learning_rate), reg_noise_std=float(reg_noise_std), ema_decay=float(ema_decay),
                   input_kind=input_kind, input_channels=int(input_channels), input_scale=float(input_scale),
                   optimize_input=bool(optimize_input), guard_every=int(guard_every),
-                  guard_drop_db=float(guard_drop_db), stopping=stopping)
+                  guard_drop_db=float(guard_drop_db), stopping=stopping, langevin=langevin)
   try:
     return _cached_loop_of(spec)
   except TypeError:  # an unhashable option (e.g. a loss holding an array): a loop of its own
@@ -295,7 +340,8 @@ def init_state(spec: LoopSpec, key: jax.Array, out_shape: tuple[int, int], *, z:
       ema=jnp.zeros(out_struct.shape, jnp.float32), guard_params=params if spec.guard_every else None,
       guard_psnr=jnp.full((), -jnp.inf, jnp.float32), num_rollbacks=jnp.zeros((), jnp.int32), z=z,
       key=perturb_key, stop=tuple(stopping_lib.init(c, out_struct.shape) for c in spec.stopping), hyper=hyper,
-      num_nonfinite=jnp.zeros((), jnp.int32), nonfinite_streak=jnp.zeros((), jnp.int32))
+      num_nonfinite=jnp.zeros((), jnp.int32), nonfinite_streak=jnp.zeros((), jnp.int32),
+      posterior=None if spec.langevin is None else sgld_lib.moments_init(out_struct.shape))
 
 
 def _loss_and_grad(spec: LoopSpec, state: FitState, target, operator):
@@ -346,19 +392,53 @@ def _keep_if_nonfinite(finite, new: FitState, old: FitState) -> FitState:
       params=sel(new.params, old.params), opt_state=sel(new.opt_state, old.opt_state), ema=sel(new.ema, old.ema),
       guard_params=sel(new.guard_params, old.guard_params), guard_psnr=sel(new.guard_psnr, old.guard_psnr),
       num_rollbacks=sel(new.num_rollbacks, old.num_rollbacks), stop=sel(new.stop, old.stop),
+      posterior=sel(new.posterior, old.posterior),
       num_nonfinite=old.num_nonfinite + (~finite).astype(jnp.int32),
       nonfinite_streak=jnp.where(finite, 0, old.nonfinite_streak + 1).astype(jnp.int32))
 
 
+def _langevin_noise(spec: LoopSpec, state: FitState) -> jax.Array:
+  """The Langevin noise ``ε`` of this step, ``(P,)``: std ``s·η`` or ``sqrt(2η)·s``, masked to the conv kernels."""
+  lv, lr = spec.langevin, state.hyper["learning_rate"]
+  std = lv.noise_scale * (lr if lv.convention == "gp_dip" else jnp.sqrt(2.0 * lr))
+  key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), 1)  # not the input perturbation's key
+  noise = std * jax.random.normal(key, state.params.shape, jnp.float32)
+  if not lv.conv_only:
+    return noise
+  tree = _unravel_fn(spec.model, spec.optimize_input, tuple(state.z.shape))(state.params)
+  mask = ravel_pytree(jax.tree_util.tree_map(lambda a: jnp.full(a.shape, a.ndim == 4, jnp.float32), tree))[0]
+  return noise * mask
+
+
+def _optimizer_update(spec: LoopSpec, state: FitState, grads):
+  """The parameter update and new optimiser state: Adam (rate from the carry) or the user's; SGLD if set."""
+  lv = spec.langevin
+  if lv is not None and lv.weight_decay:
+    grads = grads + lv.weight_decay * state.params
+  updates, opt_state = spec.tx.update(grads, state.opt_state, state.params)
+  if spec.default_adam:
+    updates = -state.hyper["learning_rate"] * updates
+  if lv is not None and lv.noise_scale:
+    updates = updates + _langevin_noise(spec, state)
+  return updates, opt_state
+
+
+def _posterior_update(spec: LoopSpec, state: FitState, out):
+  """Adds this step's output to the posterior moments when it is a sample (after burn-in, every N steps)."""
+  if spec.langevin is None:
+    return None
+  lv = spec.langevin
+  take = sgld_lib.is_sample_step(state.step, burn_in=lv.burn_in, sample_every=lv.sample_every)
+  return sgld_lib.moments_update(state.posterior, out, where=take)
+
+
 def step(spec: LoopSpec, state: FitState, target, operator, readout, clean):
-  """One Adam step of one fit: ``(state, target, A, readout, clean) -> (state, StepMetrics)``."""
+  """One optimiser step of one fit: ``(state, target, A, readout, clean) -> (state, StepMetrics)``."""
   value, grads, out, pred = _loss_and_grad(spec, state, target, operator)
   first = state.step == state.num_nonfinite  # no finite step yet: the EMA starts here
   ema = jnp.where(first, out, spec.ema_decay * state.ema + (1.0 - spec.ema_decay) * out)
   psnr_target = metrics_lib.psnr(pred, target)
-  updates, opt_state = spec.tx.update(grads, state.opt_state, state.params)
-  if spec.default_adam:
-    updates = -state.hyper["learning_rate"] * updates
+  updates, opt_state = _optimizer_update(spec, state, grads)
   base, guard_params, guard_psnr, rolled_back = _guard(spec, state, psnr_target)
   params = optax.apply_updates(base, updates)
   finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grads)) & jnp.all(jnp.isfinite(params))
@@ -373,7 +453,7 @@ def step(spec: LoopSpec, state: FitState, target, operator, readout, clean):
       rolled_back=rolled_back & finite, nonfinite=~finite, stop_scores=scores)
   updated = state._replace(step=count, params=params, opt_state=opt_state, ema=ema, guard_params=guard_params,
                            guard_psnr=guard_psnr, num_rollbacks=state.num_rollbacks + rolled_back.astype(jnp.int32),
-                           stop=stop)
+                           stop=stop, posterior=_posterior_update(spec, state, out))
   return _keep_if_nonfinite(finite, updated, state), metrics
 
 

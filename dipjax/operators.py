@@ -17,7 +17,8 @@ Every operator has
 Constructors: :class:`Identity` (denoising, JPEG, flash), :class:`Mask` (inpainting,
 missing pixels; per pixel ``(H, W, 1)`` or per channel ``(H, W, C)``),
 :class:`Downsample` (Lanczos-2/3, box or Gaussian by an integer factor:
-super-resolution), :class:`Crop` (a window of a larger canvas), :func:`compose`, and
+super-resolution), :class:`Blur` (a known kernel, circular or valid boundary:
+deblurring), :class:`Crop` (a window of a larger canvas), :func:`compose`, and
 :class:`Function` — **any differentiable** ``A(x)`` of your own, with optional array
 data::
 
@@ -40,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from dipjax import blur as blur_lib
 from dipjax import downsampler
 
 
@@ -189,7 +191,47 @@ class Function:
     raise ValueError("a Function operator cannot be tiled (its window is unknown); fit the whole image.")
 
 
-OPERATOR_TYPES = (Identity, Mask, Downsample, Crop, Composed, Function)
+@struct.dataclass
+class Blur:
+  """``A(x) = k ∗ x``: each channel convolved with a known kernel ``k`` (:func:`dipjax.blur.blur`): deblurring.
+
+  ``boundary='circular'``: the image is taken as periodic (FFTs), the observation has
+  the image's size; ``'valid'``: no assumption outside the image, the observation is
+  smaller by ``k − 1`` (``(H − kh + 1, W − kw + 1, C)``). The kernel is a leaf, so
+  per-image kernels batch with :func:`stack`.
+  """
+
+  kernel: jax.Array  # (kh, kw) float32, non-negative, sum 1
+  boundary: str = struct.field(pytree_node=False, default="circular")
+
+  def __post_init__(self):
+    if self.boundary not in blur_lib.BOUNDARIES:
+      raise ValueError(f"`boundary` must be one of {blur_lib.BOUNDARIES}, got {self.boundary!r}.")
+    if len(np.shape(self.kernel)) < 2:  # (kh, kw); stacked per-image kernels have leading axes
+      raise ValueError(f"`kernel` must be 2-D (kh, kw), got shape {np.shape(self.kernel)}.")
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return blur_lib.blur(x, self.kernel, boundary=self.boundary)
+
+  def _lost(self) -> tuple:
+    kh, kw = np.shape(self.kernel)[-2:]
+    return (kh - 1, kw - 1) if self.boundary == "valid" else (0, 0)
+
+  def observation_shape(self, image_shape) -> tuple:
+    h, w, c = image_shape
+    dh, dw = self._lost()
+    return (int(h) - dh, int(w) - dw, int(c))
+
+  def image_shape(self, observation_shape) -> tuple:
+    h, w, c = observation_shape
+    dh, dw = self._lost()
+    return (int(h) + dh, int(w) + dw, int(c))
+
+  def window(self, top: int, left: int, height: int, width: int):
+    raise ValueError("a Blur operator mixes neighbouring pixels, so the image cannot be tiled; crop it instead.")
+
+
+OPERATOR_TYPES = (Identity, Mask, Downsample, Crop, Composed, Function, Blur)
 
 
 def compose(*operators) -> Any:

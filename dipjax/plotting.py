@@ -30,7 +30,7 @@ def save_figure(fig, path: str) -> None:
 
 def plot_curves(path: str, *, loss: np.ndarray, psnr_target: np.ndarray, psnr_clean: Optional[np.ndarray] = None,
                 ema_psnr_clean: Optional[np.ndarray] = None, title: str = "") -> None:
-  """Saves a two-panel PNG: loss (log scale) and PSNR against steps, one line per seed.
+  """Saves a two-panel PNG: loss (log scale when positive) and PSNR against steps, one line per seed.
 
   With ground truth, the PSNR panel shows PSNR(output, clean) and PSNR(EMA, clean) and
   marks the best step of seed 0 (a dashed line and a dot with its value); without, it
@@ -68,7 +68,8 @@ def plot_curves(path: str, *, loss: np.ndarray, psnr_target: np.ndarray, psnr_cl
     ax_psnr.annotate(f"best step {best + 1}: {finite[best]:.2f} dB", (best + 1, finite[best]),
                      textcoords="offset points", xytext=(-5 if right else 5, -14), fontsize=8,
                      ha="right" if right else "left")
-  ax_loss.set_yscale("log")
+  if np.all(np.asarray(loss)[np.isfinite(loss)] > 0):  # a likelihood loss (Poisson NLL) can be negative: linear
+    ax_loss.set_yscale("log")
   ax_loss.set_xlabel("step")
   ax_loss.set_ylabel("loss")
   ax_psnr.set_xlabel("step")

@@ -29,11 +29,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Optional
 
-from dipjax import downsampler, models, validation
+from dipjax import downsampler, fit, losses, models, validation
 
-TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash")
+TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash", "deblur")
+NOISE_MODELS = ("gaussian", "poisson", "impulse", "speckle")  # dipjax.noise
+LOSSES = ("mse", "l1", "poisson_nll")  # dipjax.losses
+BLURS = ("gaussian", "motion")  # synthetic blur kernels (dipjax.blur); a kernel file is given to the task instead
 INPUT_KINDS = ("noise", "meshgrid", "image")
 SR_FACTORS = (2, 4, 6, 8)  # even: the Lanczos kernels of the reference are centred only for even factors
 
@@ -59,6 +63,21 @@ class TaskPreset:
   keep_fraction: Optional[float] = None  # restore: fraction of known pixels of the Bernoulli mask
   per_channel_mask: Optional[bool] = None  # restore: one Bernoulli draw per channel (True) or per pixel
   mask_kind: Optional[str] = None  # inpaint: synthetic mask when no --mask is given: 'text' | 'box'
+  noise: str = "gaussian"  # denoise/deblur: the synthetic noise model (NOISE_MODELS); Gaussian uses `sigma`
+  peak: Optional[float] = None  # 'poisson' noise: photon count of a white pixel (and the poisson_nll loss's peak)
+  impulse_fraction: Optional[float] = None  # 'impulse' noise: fraction of salt-and-pepper elements
+  speckle_sigma: Optional[float] = None  # 'speckle' noise: std of the multiplicative factor ([0, 1] scale)
+  loss: str = "mse"  # the data term E (LOSSES)
+  blur: Optional[str] = None  # deblur: synthetic kernel 'gaussian' (blur_sigma) | 'motion' (motion_length/angle)
+  blur_sigma: Optional[float] = None  # deblur: std (pixels) of the Gaussian kernel
+  motion_length: Optional[float] = None  # deblur: length (pixels) of the motion kernel
+  motion_angle: Optional[float] = None  # deblur: angle (degrees) of the motion kernel
+  boundary: Optional[str] = None  # deblur: 'circular' (periodic image) | 'valid' (no assumption outside)
+  sgld_noise: float = 0.0  # Langevin noise scale s (0: no parameter noise); see dipjax.fit.Langevin
+  sgld_convention: str = "gp_dip"  # 'gp_dip' (std s·lr) | 'sgld' (variance 2·lr·s²)
+  weight_decay: float = 0.0  # λ added to the gradient before Adam (5e-8 in Bayesian DIP)
+  burn_in: int = 0  # posterior: steps before the first sample
+  sample_every: int = 0  # posterior: a sample every this many steps after burn-in (0: no posterior)
   note: str = ""  # where the values come from
 
   def validate(self) -> "TaskPreset":
@@ -85,7 +104,42 @@ class TaskPreset:
       validation.finite("keep_fraction", self.keep_fraction, minimum=0.0, inclusive=False, maximum=1.0)
     if self.mask_kind is not None:
       validation.one_of("mask_kind", self.mask_kind, ("text", "box"))
+    self._validate_noise_and_loss()
+    self._validate_blur()
+    validation.finite("sgld_noise", self.sgld_noise, minimum=0.0)
+    validation.one_of("sgld_convention", self.sgld_convention, ("gp_dip", "sgld"))
+    validation.finite("weight_decay", self.weight_decay, minimum=0.0)
+    validation.non_negative_int("burn_in", self.burn_in)
+    validation.non_negative_int("sample_every", self.sample_every)
+    if self.sgld_noise and not self.sample_every:
+      raise ValueError("`sgld_noise` > 0 needs `sample_every` >= 1 (the posterior mean is the result of SGLD).")
     return self
+
+  def _validate_noise_and_loss(self) -> None:
+    validation.one_of("noise", self.noise, NOISE_MODELS)
+    validation.one_of("loss", self.loss, LOSSES)
+    if self.peak is not None:
+      validation.finite("peak", self.peak, minimum=0.0, inclusive=False)
+    if self.impulse_fraction is not None:
+      validation.finite("impulse_fraction", self.impulse_fraction, minimum=0.0, maximum=1.0)
+    if self.speckle_sigma is not None:
+      validation.finite("speckle_sigma", self.speckle_sigma, minimum=0.0)
+    needs = {"poisson": "peak", "impulse": "impulse_fraction", "speckle": "speckle_sigma"}
+    if self.noise in needs and getattr(self, needs[self.noise]) is None:
+      raise ValueError(f"noise {self.noise!r} needs `{needs[self.noise]}`.")
+    if self.loss == "poisson_nll" and self.peak is None:
+      raise ValueError("loss 'poisson_nll' needs `peak` (the photon count of a white pixel).")
+
+  def _validate_blur(self) -> None:
+    if self.blur is not None:
+      validation.one_of("blur", self.blur, BLURS)
+    for name in ("blur_sigma", "motion_length"):
+      if getattr(self, name) is not None:
+        validation.finite(name, getattr(self, name), minimum=0.0, inclusive=False)
+    if self.motion_angle is not None:
+      validation.finite("motion_angle", self.motion_angle)
+    if self.boundary is not None:
+      validation.one_of("boundary", self.boundary, ("circular", "valid"))
 
   def fit_options(self) -> dict:
     """The options of :func:`dipjax.make_fit_loop` this preset sets (the one glue from a preset to a fit).
@@ -93,9 +147,16 @@ class TaskPreset:
     An image input (``input_kind='image'``, the flash image) is passed to the fit as
     ``z``; the loop's own input draw is then unused, so it is given the default kind.
     """
-    return dict(learning_rate=self.learning_rate, reg_noise_std=self.reg_noise_std, ema_decay=self.ema_decay,
-                guard_every=self.guard_every, input_kind="noise" if self.input_kind == "image" else self.input_kind,
-                input_channels=self.input_channels)
+    options = dict(learning_rate=self.learning_rate, reg_noise_std=self.reg_noise_std, ema_decay=self.ema_decay,
+                   guard_every=self.guard_every, input_kind="noise" if self.input_kind == "image" else self.input_kind,
+                   input_channels=self.input_channels)
+    if self.loss != "mse":
+      options["loss"] = _loss_fn(self.loss, self.peak)
+    if self.sample_every:
+      options["langevin"] = fit.Langevin(noise_scale=self.sgld_noise, convention=self.sgld_convention,
+                                         weight_decay=self.weight_decay, burn_in=self.burn_in,
+                                         sample_every=self.sample_every)
+    return options
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -104,6 +165,12 @@ class TaskPreset:
     """One line with every field that applies (the fields left None are omitted)."""
     items = [f"{k}={v!r}" for k, v in self.to_dict().items() if v is not None and k != "note"]
     return ", ".join(items) + (f"  [{self.note}]" if self.note else "")
+
+@functools.lru_cache(maxsize=None)
+def _loss_fn(name: str, peak: Optional[float]):
+  """The loss function of a preset, one object per (name, peak): equal presets share their compiled loops."""
+  return losses.get(name, peak=peak) if name == "poisson_nll" else losses.get(name)
+
 
 def _p(**kw) -> TaskPreset:
   return TaskPreset(**kw)
@@ -114,6 +181,10 @@ _DEBLOCK = dict(task="deblock", model="deblock", input_channels=3, jpeg_quality=
 _SR = dict(task="super_resolution", model="default", kernel="lanczos2")
 _RESTORE = dict(task="restore")
 _FLASH = dict(task="flash_no_flash", model="flash", input_kind="image", learning_rate=0.1, sigma=25.0)
+_SGLD_PAPER = dict(sgld_noise=2.0, sgld_convention="gp_dip", weight_decay=5e-8, burn_in=7000, sample_every=50)
+# Deblurring is not in the paper: the denoising settings (default net, σ_p 1/30, guard) with a known kernel.
+_DEBLUR = dict(task="deblur", model="default", reg_noise_std=1.0 / 30.0, guard_every=1, sigma=5.0, blur="gaussian",
+               blur_sigma=1.6, motion_length=9.0, motion_angle=30.0, boundary="circular")
 
 PRESETS: dict[str, dict[str, TaskPreset]] = {
     "denoise": {
@@ -123,6 +194,13 @@ PRESETS: dict[str, dict[str, TaskPreset]] = {
                             note="σ=50; σ_p 1/20 as the notebook's comment suggests"),
         "cpu": _p(**_DENOISE, steps=1000, crop=128, note="paper settings on a 128x128 crop, 1000 steps"),
         "tiny": _p(**{**_DENOISE, "model": "tiny"}, steps=20, input_channels=8, crop=48, note="tests"),
+        "sgld": _p(**_DENOISE, steps=20000, **_SGLD_PAPER,
+                   note="Bayesian DIP (Cheng et al. 2019), the GP-DIP notebook: SGLD noise 2·lr on the conv "
+                        "weights, weight decay 5e-8, a posterior sample every 50 steps after 7000"),
+        "sgld_cpu": _p(**_DENOISE, steps=3000, crop=128, **{**_SGLD_PAPER, "burn_in": 1000, "sample_every": 20},
+                       note="Bayesian DIP settings on a 128x128 crop: 3000 steps, samples every 20 after 1000"),
+        "sgld_tiny": _p(**{**_DENOISE, "model": "tiny"}, steps=20, input_channels=8, crop=48,
+                        **{**_SGLD_PAPER, "burn_in": 4, "sample_every": 2}, note="tests"),
     },
     "deblock": {
         "paper": _p(**_DEBLOCK, steps=2400, note="snail notebook: 3-channel z, 2400 steps"),
@@ -167,6 +245,12 @@ PRESETS: dict[str, dict[str, TaskPreset]] = {
         "paper": _p(**_FLASH, steps=601, note="flash-no-flash notebook: the flash image is z, lr 0.1"),
         "cpu": _p(**_FLASH, steps=601, crop=128, note="paper settings on a 128x128 crop"),
         "tiny": _p(**{**_FLASH, "model": "tiny"}, steps=20, crop=48, note="tests"),
+    },
+    "deblur": {
+        "paper": _p(**_DEBLUR, steps=3000, note="not in the paper: its denoising settings, Gaussian blur σ 1.6 px, "
+                                                "noise σ 5/255, circular boundary, 3000 steps"),
+        "cpu": _p(**_DEBLUR, steps=1500, crop=128, note="the same on a 128x128 crop, 1500 steps"),
+        "tiny": _p(**{**_DEBLUR, "model": "tiny"}, steps=20, input_channels=8, crop=48, note="tests"),
     },
 }
 

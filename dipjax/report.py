@@ -30,6 +30,8 @@ from dipjax import image_io
 from dipjax import metrics as metrics_lib
 from dipjax import summary as summary_lib
 
+STD_WHITE = 0.1  # a standard-deviation map is saved with 0 black and this value (or more) white
+
 OUTPUT_FILES = {
     "input.png": "the corrupted input (for super-resolution the low-resolution image; for inpainting the "
                  "masked image)",
@@ -39,6 +41,12 @@ OUTPUT_FILES = {
                    "used; f_θ(z) after the last step where it detected nothing)",
     "ensemble.png": "mean of the seeds' final outputs (only with more than one seed)",
     "ensemble_ema.png": "mean of the seeds' EMAs (only with more than one seed)",
+    "posterior_mean.png": "SGLD posterior mean of the sampled outputs (seed 0; presets with sample_every > 0)",
+    "posterior_ensemble.png": "mean of the seeds' posterior means (SGLD, more than one seed)",
+    "posterior_std.png": "per-pixel standard deviation of the SGLD samples (seed 0, channel mean), black 0 to white "
+                         "0.1 (STD_WHITE)",
+    "ensemble_std.png": "per-pixel standard deviation of the seeds' outputs (more than one seed), black 0 to white "
+                        "0.1 (STD_WHITE)",
     "clean.png": "the ground truth, when known",
     "mask.png": "the mask (inpainting, restoration)",
     "baseline_<name>.png": "classical baselines (only when asked for)",
@@ -67,7 +75,38 @@ def result_images(result) -> dict:
   if result.output.shape[0] > 1:
     images["ensemble"] = result.ensemble
     images["ensemble_ema"] = result.ensemble_ema
+  if result.posterior_mean is not None:
+    images["posterior_mean"] = result.posterior_mean[0]
+    if result.posterior_mean.shape[0] > 1:
+      images["posterior_ensemble"] = result.posterior_mean.mean(axis=0)
   return images
+
+
+def std_maps(result) -> dict:
+  """The uncertainty maps of a run, ``(H, W)`` each (channel mean): SGLD samples' std (seed 0), seeds' std."""
+  maps = {}
+  if result.posterior_std is not None:
+    maps["posterior_std"] = np.asarray(result.posterior_std[0]).mean(axis=-1)
+  if result.output.shape[0] > 1:
+    maps["ensemble_std"] = np.asarray(result.ensemble_std).mean(axis=-1)
+  return maps
+
+
+def uncertainty_summary(result, clean: np.ndarray) -> dict:
+  """How well each std map predicts the actual error: Pearson r with ``|estimate − clean|`` (channel mean).
+
+  The SGLD std is paired with the posterior mean's error (seed 0), the seeds' std with
+  the ensemble's error; also each map's mean std and the mean absolute error.
+  """
+  estimates = {"posterior_std": None if result.posterior_mean is None else result.posterior_mean[0],
+               "ensemble_std": result.ensemble}
+  out = {}
+  for name, std in std_maps(result).items():
+    error = np.abs(np.asarray(estimates[name], np.float64) - clean).mean(axis=-1)
+    std = np.asarray(std, np.float64)
+    r = float(np.corrcoef(std.ravel(), error.ravel())[0, 1]) if std.std() > 0 and error.std() > 0 else float("nan")
+    out[name] = dict(pearson_r_with_abs_error=r, mean_std=float(std.mean()), mean_abs_error=float(error.mean()))
+  return out
 
 
 def image_summary(problem, result, baseline_images: dict) -> dict:
@@ -90,6 +129,10 @@ def image_summary(problem, result, baseline_images: dict) -> dict:
     summary["psnr_y"] = {name: metrics_lib.psnr_sr(image, clean) for name, image in images.items()}
   summary["psnr_output_per_seed"] = [summary_lib.image_psnr(o, clean) for o in result.output]
   summary["psnr_ema_per_seed"] = [summary_lib.image_psnr(o, clean) for o in result.ema]
+  if result.posterior_mean is not None:
+    summary["psnr_posterior_mean_per_seed"] = [summary_lib.image_psnr(o, clean) for o in result.posterior_mean]
+    summary["posterior_samples"] = result.posterior_samples
+  summary["uncertainty"] = uncertainty_summary(result, clean)
   steps = summary_lib.best_steps(result.curves)
   summary["psnr_kind"]["best_*, last_*"] = steps.pop("psnr_kind")
   summary.update(steps)
@@ -108,6 +151,8 @@ def _save_images(out_dir: str, problem, result, baseline_images: dict, bit_depth
     image_io.save_image(join(f"baseline_{name}.png"), image, bit_depth=bit_depth)
   if problem.clean is not None:
     image_io.save_image(join("clean.png"), problem.clean, bit_depth=bit_depth)
+  for name, std in std_maps(result).items():
+    image_io.save_image(join(f"{name}.png"), np.clip(std / STD_WHITE, 0.0, 1.0)[..., None])
   for step, images in sorted(result.snapshots.items()):
     image_io.save_image(join(os.path.join("steps", f"output_{step:06d}.png")), images[0], bit_depth=bit_depth)
 
@@ -178,6 +223,12 @@ def summary_lines(metrics: dict) -> list:
         f"{k} {v:.2f}/{summary['ssim'][k]:.3f}" for k, v in summary["psnr"].items()))
     lines.append(f"per-step output x_t = f(z + σ_p ε_t) (seed 0): best step {summary['best_step_per_seed'][0]} at "
                  f"{summary['best_psnr_per_seed'][0]:.2f} dB, last step {summary['last_psnr_per_seed'][0]:.2f} dB")
+  if "psnr_posterior_mean_per_seed" in summary:
+    lines.append(f"SGLD posterior mean of {summary['posterior_samples'][0]} samples (seed 0): "
+                 f"{summary['psnr_posterior_mean_per_seed'][0]:.2f} dB")
+  for name, u in summary.get("uncertainty", {}).items():
+    lines.append(f"uncertainty {name}: mean std {u['mean_std']:.4f}, mean |error| {u['mean_abs_error']:.4f}, "
+                 f"Pearson r(std, |error|) {u['pearson_r_with_abs_error']:.2f}")
   if "psnr_y" in summary:
     lines.append("PSNR Y channel (paper protocol): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["psnr_y"].items()))
   stopping = summary["stopping"]

@@ -50,6 +50,7 @@ from dipjax import models as models_lib
 from dipjax import operators as operators_lib
 from dipjax import presets as presets_lib
 from dipjax import runner
+from dipjax import sgld as sgld_lib
 from dipjax import stopping as stopping_lib
 from dipjax import summary as summary_lib
 from dipjax import tiling
@@ -98,6 +99,11 @@ class Restoration(NamedTuple):
   # end where it detected nothing)
   ensemble: np.ndarray  # (H, W, C): mean of the seeds' outputs
   ensemble_ema: np.ndarray  # (H, W, C): mean of the seeds' EMAs
+  ensemble_std: np.ndarray  # (H, W, C): standard deviation of the seeds' outputs (0 for one seed)
+  posterior_mean: Optional[np.ndarray]  # (S, H, W, C): SGLD posterior mean of the sampled outputs (None without
+  # sampling: config.sample_every = 0)
+  posterior_std: Optional[np.ndarray]  # (S, H, W, C): per-pixel standard deviation of those samples
+  posterior_samples: Optional[list]  # samples averaged per fit
   curves: fit_lib.StepMetrics  # per seed, each (S, steps_run): loss and PSNRs of the per-step output x_t
   stopping: dict  # per criterion: detected step, fired, and with `clean` the PSNRs (see summary.stopping_summary)
   snapshots: dict  # step -> (S, H, W, C) f_θ(z) every `snapshot_every` steps
@@ -127,7 +133,7 @@ class Plan(NamedTuple):
 
 def restore(key: jax.Array, observation, operator, config: presets_lib.TaskPreset, *,
             seeds: int = 1, clean=None, z=None, noise_sigma: Optional[float] = None, image_size=None,
-            model=None, stop: StopOptions = StopOptions(), chunk: int = 100, snapshot_every: int = 0,
+            model=None, stop: StopOptions = StopOptions(), chunk=100, snapshot_every: int = 0,
             checkpoint_path: Optional[str] = None, checkpoint_every: int = 0, resume: bool = False,
             tile: int = 0, tile_overlap: int = 32, log: Optional[Callable[[str], None]] = None,
             progress_every_s: float = 0.0) -> Restoration:
@@ -148,7 +154,9 @@ def restore(key: jax.Array, observation, operator, config: presets_lib.TaskPrese
     image_size: ``(H, W)`` of the restored image; default ``operator.image_shape(x0.shape)``.
     model: a Linen module to use instead of ``config.model``.
     stop: early stopping and divergence options.
-    chunk: steps per compiled chunk (progress and checks between chunks; the result does not depend on it).
+    chunk: steps per compiled chunk (progress and checks between chunks; the result does not
+      depend on it), or a rule ``(seconds per step or None) -> steps`` such as
+      :func:`dipjax.runner.auto_chunk` (a progress line about every 20 s on any machine).
     snapshot_every: keep ``f_θ(z)`` every this many steps (``Restoration.snapshots``).
     checkpoint_path / checkpoint_every / resume: write the whole state to ``checkpoint_path``
       after the chunk that crosses every ``checkpoint_every`` steps and at the end; with
@@ -179,8 +187,11 @@ def restore(key: jax.Array, observation, operator, config: presets_lib.TaskPrese
       curves.append(fit_lib.StepMetrics(**{k: extra[k] for k in fit_lib.StepMetrics._fields}))
     say(f"resumed from {checkpoint_path} at step {done}")
   chunk_len = snapshot_every or chunk
-  programs = runner.compile_chunks(plan.loop, state, plan.fits, lengths=runner.chunk_lengths(config.steps, chunk_len,
-                                                                                              done) or [1])
+  if callable(chunk_len):  # a rule: its first length now, the others when it asks for them
+    lengths = [max(1, min(int(chunk_len(None)), config.steps - done))]
+  else:
+    lengths = runner.chunk_lengths(config.steps, chunk_len, done) or [1]
+  programs = runner.compile_chunks(plan.loop, state, plan.fits, lengths=lengths)
   program_bytes = max(memory_lib.program_bytes(p) for p in programs.values())
   memory_lib.check_fits(program_bytes, what=f"this run ({len(plan.keys)} fit(s) of {plan.canvas.width}x"
                                             f"{plan.canvas.height})")
@@ -207,7 +218,8 @@ def _check_arguments(config, *, seeds, chunk, snapshot_every, checkpoint_every, 
                      f"{type(config).__name__}.")
   config.validate()
   validation.positive_int("seeds", seeds)
-  validation.positive_int("chunk", chunk)
+  if not callable(chunk):
+    validation.positive_int("chunk", chunk)
   validation.non_negative_int("snapshot_every", snapshot_every)
   validation.non_negative_int("checkpoint_every", checkpoint_every)
   validation.non_negative_int("tile", tile)
@@ -397,11 +409,23 @@ def collect(plan: Plan, state, curves, done: int, ended, snapshots: dict, info: 
               model_params=models_lib.count_params(plan.loop.unravel(jax.tree_util.tree_map(lambda a: a[0],
                                                                                               state))["net"]),
               model=type(model).__name__, device=str(jax.devices()[0].device_kind), backend=jax.default_backend())
+  posterior = _posterior(plan, state)
   return Restoration(output=outputs, ema=emas, stopped=detected[plan.primary], ensemble=outputs.mean(axis=0),
-                     ensemble_ema=emas.mean(axis=0),
+                     ensemble_ema=emas.mean(axis=0), ensemble_std=outputs.std(axis=0), **posterior,
                      curves=summary_lib.curves_per_seed(curves, tiles=len(plan.corners), seeds=plan.seeds),
                      stopping=stopping, snapshots=snapshots, steps_run=done, ended=ended, early_stopped=False,
                      info=info, state=state)
+
+
+def _posterior(plan: Plan, state) -> dict:
+  """The SGLD posterior mean and std per seed (tiles blended), read through the canvas crop; None without sampling."""
+  if state.posterior is None:
+    return dict(posterior_mean=None, posterior_std=None, posterior_samples=None)
+  mean, std = jax.vmap(sgld_lib.moments_mean_std)(state.posterior)
+  crop = jax.vmap(plan.fits.readout)
+  return dict(posterior_mean=per_seed(plan, np.asarray(crop(mean))),
+              posterior_std=per_seed(plan, np.asarray(crop(std))),
+              posterior_samples=np.asarray(state.posterior.count).tolist())
 
 
 def plan_clean(plan: Plan) -> np.ndarray:

@@ -199,10 +199,12 @@ def run_chunks(programs: dict, state: fit_lib.FitState, fits: Fits, *, num_steps
   curves, ended, seconds_per_step = [], None, None
   while done < num_steps:
     n = min(chunk(seconds_per_step) if callable(chunk) else chunk, num_steps - done)
+    fresh = n not in programs  # compiled on this call: its time would say nothing about the step time
     program = programs[n]
     t0 = time.perf_counter()
     state, metrics = jax.block_until_ready(program(state, fits))
-    seconds_per_step = (time.perf_counter() - t0) / n
+    if not fresh:
+      seconds_per_step = (time.perf_counter() - t0) / n
     metrics = jax.tree_util.tree_map(np.asarray, metrics)
     curves.append(metrics)
     done += n

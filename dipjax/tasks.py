@@ -9,12 +9,13 @@ corrupts it synthetically (:mod:`dipjax.corruptions`):
 ================  =====================================  ==========================================
 task              operator ``A``                         synthetic observation from ``clean``
 ================  =====================================  ==========================================
-denoise           identity                               Gaussian noise of σ (0–255 scale)
+denoise           identity                               noise: Gaussian of σ (0–255), Poisson, impulse, speckle
 deblock           identity                               JPEG at a quality
 super_resolution  Lanczos-2 downsampling by ``factor``   8-bit PIL Lanczos downscale
 inpaint           mask (1 = known)                       text or box mask
 restore           mask (1 = known)                       Bernoulli mask keeping a fraction
 flash_no_flash    identity, ``z`` = the flash image      noisy no-flash + relit flash
+deblur            blur by a known kernel                 Gaussian or motion blur + noise
 ================  =====================================  ==========================================
 
 :func:`make_problem` builds any task's problem from a preset; :func:`restore_problem`
@@ -33,13 +34,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import numpy as np
 
 from dipjax import baselines as baselines_lib
+from dipjax import blur as blur_lib
 from dipjax import corruptions
+from dipjax import noise as noise_lib
 from dipjax import operators
 from dipjax import presets as presets_lib
 from dipjax import restoration as restore_lib
@@ -131,17 +134,48 @@ def _need(name: str, value, what: str):
   return value
 
 
-def denoise(*, key: Optional[jax.Array] = None, noisy=None, clean=None, sigma_255: Optional[float] = None) -> Problem:
-  """Denoising: ``A = I``. Without ``noisy``, Gaussian noise of ``sigma_255`` (0–255 scale) is added to ``clean``.
+class SyntheticNoise(NamedTuple):
+  """A synthetic noise model of a preset: ``add(key, image) -> noisy``, its description and known σ."""
 
-  The noise level is known for synthetic noise and estimated from a real noisy image
-  (:func:`dipjax.baselines.estimate_noise_sigma`); it enables the discrepancy-principle stop.
+  add: Callable[[jax.Array, np.ndarray], np.ndarray]
+  description: str
+  sigma: Optional[float]  # the additive noise std on the [0, 1] scale where it is one number (Gaussian), else None
+
+
+def synthetic_noise(config: presets_lib.TaskPreset) -> SyntheticNoise:
+  """The noise of ``config`` (``noise``: Gaussian of ``sigma``/255, Poisson of ``peak``, impulse, speckle).
+
+  Example:
+    >>> synthetic_noise(presets_lib.get("denoise", "cpu", noise="poisson", peak=30.0)).description
+    'Poisson (shot) noise, peak 30.0, clipped'
+  """
+  if config.noise == "gaussian":
+    sigma = float(_need("sigma", config.sigma, "Gaussian noise")) / 255.0
+    add = lambda key, x: np.asarray(corruptions.add_gaussian_noise(key, x, sigma=sigma))
+    return SyntheticNoise(add, f"Gaussian noise σ = {config.sigma} / 255, clipped", sigma)
+  params = {"poisson": dict(peak=config.peak), "impulse": dict(fraction=config.impulse_fraction),
+            "speckle": dict(sigma=config.speckle_sigma)}[config.noise]
+  fn = noise_lib.make(config.noise, **params)
+  described = {"poisson": f"Poisson (shot) noise, peak {config.peak}",
+               "impulse": f"salt-and-pepper noise, fraction {config.impulse_fraction}",
+               "speckle": f"speckle (multiplicative) noise σ = {config.speckle_sigma}"}[config.noise]
+  return SyntheticNoise(lambda key, x: np.asarray(fn(key, x)), described + ", clipped", None)
+
+
+def denoise(*, key: Optional[jax.Array] = None, noisy=None, clean=None, sigma_255: Optional[float] = None,
+            noise: Optional[SyntheticNoise] = None) -> Problem:
+  """Denoising: ``A = I``. Without ``noisy``, ``noise`` (default: Gaussian of ``sigma_255``) is added to ``clean``.
+
+  The noise level is known for synthetic Gaussian noise and estimated from a real
+  noisy image (:func:`dipjax.baselines.estimate_noise_sigma`); it enables the
+  discrepancy-principle stop.
   """
   if noisy is None:
     clean = _image("clean", _need("clean", clean, "denoising without `noisy`"))
-    sigma = float(_need("sigma_255", sigma_255, "synthetic noise")) / 255.0
-    noisy = np.asarray(corruptions.add_gaussian_noise(_need("key", key, "synthetic noise"), clean, sigma=sigma))
-    source = {"synthetic": f"Gaussian noise σ = {sigma_255} / 255, clipped"}
+    if noise is None:
+      noise = synthetic_noise(presets_lib.TaskPreset(task="denoise", model="tiny", steps=1, sigma=sigma_255))
+    noisy = noise.add(_need("key", key, "synthetic noise"), clean)
+    sigma, source = noise.sigma, {"synthetic": noise.description}
   else:
     noisy, clean = _observed("noisy", noisy, clean)
     sigma = baselines_lib.estimate_noise_sigma(noisy)
@@ -253,8 +287,56 @@ def flash_no_flash(*, key: Optional[jax.Array] = None, noflash=None, flash=None,
                  source=source, baselines={"nlm": functools.partial(baselines_lib.non_local_means, noflash)})
 
 
+def blur_kernel(config: presets_lib.TaskPreset) -> np.ndarray:
+  """The synthetic blur kernel of a deblur preset: Gaussian of ``blur_sigma`` or motion of ``motion_length``/``angle``."""
+  if config.blur == "motion":
+    return blur_lib.motion_kernel(_need("motion_length", config.motion_length, "a motion blur"),
+                                  _need("motion_angle", config.motion_angle, "a motion blur"))
+  return blur_lib.gaussian_kernel(_need("blur_sigma", config.blur_sigma, "a Gaussian blur"))
+
+
+def deblur(*, key: Optional[jax.Array] = None, blurred=None, clean=None, kernel, boundary: str = "circular",
+           noise: Optional[SyntheticNoise] = None) -> Problem:
+  """Non-blind deblurring: ``A = k ∗ ·`` (:class:`dipjax.operators.Blur`). Without ``blurred``: blur + ``noise``.
+
+  With ``boundary='valid'`` the observation is smaller than the image by ``k − 1``
+  (a real photo's blurred border depends on pixels outside the frame); its picture
+  and the classical baselines (Wiener, Richardson–Lucy: scikit-image, circular /
+  zero-padded models) see it edge-padded back to the image's size.
+  """
+  kernel = np.asarray(kernel, np.float32)
+  op = operators.Blur(kernel=kernel, boundary=boundary)
+  if blurred is None:
+    clean = _image("clean", _need("clean", clean, "deblurring without `blurred`"))
+    blurred = np.clip(np.asarray(op(clean)), 0.0, 1.0)
+    described = f"blur {kernel.shape[1]}x{kernel.shape[0]} ({boundary})"
+    if noise is not None:
+      blurred = noise.add(_need("key", key, "synthetic noise"), blurred)
+      described += " + " + noise.description
+    source, sigma = {"synthetic": described}, None if noise is None else noise.sigma
+  else:
+    blurred = _image("blurred", blurred)
+    source, sigma = {}, None
+  image_size = op.image_shape(blurred.shape)[:2]
+  if clean is not None:
+    clean = match_channels("clean", np.asarray(clean, np.float32), blurred.shape[-1])
+    if clean.shape[:2] != tuple(image_size):
+      raise ValueError(f"`clean` is {clean.shape[1]}x{clean.shape[0]}, but a {boundary} blur by a {kernel.shape[1]}x"
+                       f"{kernel.shape[0]} kernel of a {blurred.shape[1]}x{blurred.shape[0]} observation needs "
+                       f"{image_size[1]}x{image_size[0]}.")
+  dh, dw = image_size[0] - blurred.shape[0], image_size[1] - blurred.shape[1]
+  view = np.pad(blurred, ((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2), (0, 0)), mode="edge")
+  return Problem(task="deblur", observation=blurred, operator=op, image_size=tuple(image_size), input_view=view,
+                 input_label="blurred", clean=clean, noise_sigma=sigma, source=source,
+                 baselines={"wiener": functools.partial(blur_lib.wiener, view, kernel, balance=WIENER_BALANCE),
+                            "richardson_lucy": functools.partial(blur_lib.richardson_lucy, view, kernel)})
+
+
+WIENER_BALANCE = 0.01  # the Wiener baseline's regularisation weight (fixed, not tuned per image)
+
+
 def make_problem(key: Optional[jax.Array], task: str, config: presets_lib.TaskPreset, *, image=None, clean=None,
-                 mask=None, flash=None) -> Problem:
+                 mask=None, flash=None, kernel=None) -> Problem:
   """The problem of ``task`` from the images given, with the corruption settings of ``config``.
 
   Args:
@@ -267,6 +349,7 @@ def make_problem(key: Optional[jax.Array], task: str, config: presets_lib.TaskPr
     clean: the ground truth (for evaluation, and to synthesise the observation).
     mask: ``(H, W, 1|C)`` mask (inpaint, restore), 1 = known pixel.
     flash: the flash image (flash_no_flash).
+    kernel: ``(kh, kw)`` blur kernel (deblur; default the preset's synthetic kernel).
   """
   if task not in presets_lib.TASKS:
     raise ValueError(f"unknown task {task!r}; choose one of {list(presets_lib.TASKS)}.")
@@ -274,11 +357,15 @@ def make_problem(key: Optional[jax.Array], task: str, config: presets_lib.TaskPr
     raise ValueError("pass the observation `image`, the ground truth `clean`, or both.")
   extra = {"mask": mask} if task not in ("inpaint", "restore") else {}
   extra.update({"flash": flash} if task != "flash_no_flash" else {})
+  extra.update({"kernel": kernel} if task != "deblur" else {})
   for name, value in extra.items():
     if value is not None:
       raise ValueError(f"`{name}` does not apply to {task}.")
   if task == "denoise":
-    return denoise(key=key, noisy=image, clean=clean, sigma_255=config.sigma)
+    return denoise(key=key, noisy=image, clean=clean, noise=synthetic_noise(config) if image is None else None)
+  if task == "deblur":
+    return deblur(key=key, blurred=image, clean=clean, kernel=blur_kernel(config) if kernel is None else kernel,
+                  boundary=config.boundary or "circular", noise=synthetic_noise(config) if image is None else None)
   if task == "deblock":
     return deblock(jpeg=image, clean=clean, quality=config.jpeg_quality)
   if task == "super_resolution":

@@ -51,7 +51,8 @@ def define_fit(*, seeds_default: int = 1) -> None:
 
 def define_run() -> None:
   """The options of a single long run: chunks, snapshots, baselines, stopping, checkpoints, tiles, divergence."""
-  flags.DEFINE_integer("chunk", 100, "Steps per compiled chunk (progress is printed between chunks).")
+  flags.DEFINE_integer("chunk", 0, "Steps per compiled chunk, with a progress line after each (0: about every 20 s, "
+                       "from the measured speed; the result does not depend on it).")
   flags.DEFINE_integer("save_every", 0, "Also save the output every this many steps into out_dir/steps (0: never).")
   flags.DEFINE_bool("baselines", False, "Also run the classical baselines (scikit-image) and report them.")
   flags.DEFINE_enum("stop_criterion", "emv", sorted(stopping.CRITERIA), "Early-stopping criterion (no ground truth "
@@ -68,7 +69,7 @@ def define_run() -> None:
   flags.DEFINE_integer("tile_overlap", 32, "Overlap of neighbouring tiles in pixels (blended with linear ramps).")
   flags.DEFINE_integer("max_nonfinite", 50, "End the run when this many steps in a row were non-finite (diverged).")
   flags.DEFINE_float("progress_every", 0.0, "At most one progress line per this many seconds (0: every chunk).")
-  _rules(chunk=_positive, save_every=_non_negative, checkpoint_every=_non_negative, tile=_non_negative,
+  _rules(chunk=_non_negative, save_every=_non_negative, checkpoint_every=_non_negative, tile=_non_negative,
          tile_overlap=_non_negative, max_nonfinite=_positive, progress_every=_finite(minimum=0.0))
 
 
@@ -138,6 +139,61 @@ def define_corruption(name: str) -> None:
     _rules(keep_fraction=_finite(minimum=0.0, inclusive=False, maximum=1.0))
   else:
     raise ValueError(f"unknown corruption flag {name!r}.")
+
+
+def define_noise() -> None:
+  """--noise, --peak, --impulse_fraction, --speckle_sigma, --loss: the noise model and the data term."""
+  flags.DEFINE_enum("noise", None, list(presets_lib.NOISE_MODELS), "Synthetic noise model (default: the preset's, "
+                    "gaussian): gaussian uses --sigma, poisson --peak, impulse --impulse_fraction, speckle "
+                    "--speckle_sigma.")
+  flags.DEFINE_float("peak", None, "Poisson noise: photon count of a white pixel (also the poisson_nll loss's).")
+  flags.DEFINE_float("impulse_fraction", None, "Impulse (salt-and-pepper) noise: fraction of replaced values.")
+  flags.DEFINE_float("speckle_sigma", None, "Speckle noise: std of the multiplicative factor (0-1 scale).")
+  flags.DEFINE_enum("loss", None, list(presets_lib.LOSSES), "Data term (default: the preset's, mse); l1 for impulse "
+                    "noise, poisson_nll (needs --peak) for shot noise.")
+  _rules(peak=_finite(minimum=0.0, inclusive=False), impulse_fraction=_finite(minimum=0.0, maximum=1.0),
+         speckle_sigma=_finite(minimum=0.0))
+
+
+def noise_overrides() -> dict:
+  """The preset fields of the noise flags (None: the preset's)."""
+  return {name: FLAGS[name].value for name in ("noise", "peak", "impulse_fraction", "speckle_sigma", "loss")}
+
+
+def define_sgld() -> None:
+  """--sgld_noise, --weight_decay, --burn_in, --sample_every: SGLD posterior sampling (Bayesian DIP)."""
+  flags.DEFINE_float("sgld_noise", None, "Langevin noise scale s on the conv weights (std s*lr; 0: none; the sgld "
+                     "presets use 2). Needs --sample_every.")
+  flags.DEFINE_float("weight_decay", None, "Weight decay added to the gradient before Adam (SGLD presets: 5e-8).")
+  flags.DEFINE_integer("burn_in", None, "Posterior: steps before the first sample (default: the preset's).")
+  flags.DEFINE_integer("sample_every", None, "Posterior: a sample every this many steps after burn-in; its mean "
+                       "and per-pixel std are saved (0: no posterior; default: the preset's).")
+  _rules(sgld_noise=_finite(minimum=0.0), weight_decay=_finite(minimum=0.0), burn_in=_non_negative,
+         sample_every=_non_negative)
+
+
+def sgld_overrides() -> dict:
+  """The preset fields of the SGLD flags (None: the preset's)."""
+  return {name: FLAGS[name].value for name in ("sgld_noise", "weight_decay", "burn_in", "sample_every")}
+
+
+def define_blur() -> None:
+  """--blur, --blur_sigma, --motion_length, --motion_angle, --boundary, --kernel_file: the deblurring kernel."""
+  flags.DEFINE_enum("blur", None, list(presets_lib.BLURS), "Synthetic blur kernel (default: the preset's).")
+  flags.DEFINE_float("blur_sigma", None, "Gaussian blur: std in pixels.")
+  flags.DEFINE_float("motion_length", None, "Motion blur: length in pixels.")
+  flags.DEFINE_float("motion_angle", None, "Motion blur: angle in degrees (0: horizontal).")
+  flags.DEFINE_enum("boundary", None, ["circular", "valid"], "Blur model at the border: circular (periodic image, "
+                    "same size) or valid (no assumption; the observation is smaller by the kernel size - 1).")
+  flags.DEFINE_string("kernel_file", None, "The known blur kernel as a .npy file or a grey image (normalised to "
+                      "sum 1); overrides --blur.")
+  _rules(blur_sigma=_finite(minimum=0.0, inclusive=False), motion_length=_finite(minimum=0.0, inclusive=False),
+         motion_angle=_finite())
+
+
+def blur_overrides() -> dict:
+  """The preset fields of the blur flags (None: the preset's)."""
+  return {name: FLAGS[name].value for name in ("blur", "blur_sigma", "motion_length", "motion_angle", "boundary")}
 
 
 def preset(task: str, default: str | None = None, **overrides) -> tuple[str, presets_lib.TaskPreset]:

@@ -28,7 +28,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from dipjax import image_io, report, tasks
+from dipjax import blur, image_io, report, runner, tasks
 from experiments import cli, flag_groups
 
 FLAGS = flags.FLAGS
@@ -71,6 +71,9 @@ def load_images(task: str, preset) -> dict:
                                        multiple=1 if name == "image" else f)
     else:
       images[name] = tasks.centre_crop(image, crop)
+  if _flag("kernel_file"):
+    paths["kernel_file"] = _flag("kernel_file")
+    images["kernel"] = blur.load_kernel(paths["kernel_file"])
   return dict(images=images, info=info, crop=crop, paths=paths)
 
 
@@ -99,11 +102,11 @@ def make_main(task: str, *, bundled: str, corruption: Callable[[], dict]) -> Cal
     baseline_images, baseline_s = run_baselines(problem) if FLAGS.baselines else ({}, {})
     checkpoint = os.path.join(out_dir, "checkpoint.msgpack")
     result = tasks.restore_problem(
-        fit_key, problem, preset, seeds=FLAGS.seeds, stop=flag_groups.stop_options(), chunk=FLAGS.chunk,
-        snapshot_every=FLAGS.save_every, checkpoint_path=checkpoint, checkpoint_every=FLAGS.checkpoint_every,
-        resume=FLAGS.resume, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, log=cli.say,
-        progress_every_s=FLAGS.progress_every)
-    options = dict(preset_name=name, seeds=FLAGS.seeds, seed=FLAGS.seed, out_dir=out_dir, chunk=FLAGS.chunk,
+        fit_key, problem, preset, seeds=FLAGS.seeds, stop=flag_groups.stop_options(),
+        chunk=FLAGS.chunk or runner.auto_chunk(), snapshot_every=FLAGS.save_every, checkpoint_path=checkpoint,
+        checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap,
+        log=cli.say, progress_every_s=FLAGS.progress_every)
+    options = dict(preset_name=name, seeds=FLAGS.seeds, seed=FLAGS.seed, out_dir=out_dir, chunk=FLAGS.chunk or 'auto',
                    save_every=FLAGS.save_every, baselines=FLAGS.baselines, argv=sys.argv)
     metrics = report.write_run(out_dir, problem, result, preset, baseline_images=baseline_images,
                                baseline_s=baseline_s, options=options, wall_s=time.perf_counter() - t_start)

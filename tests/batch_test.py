@@ -14,7 +14,7 @@ import dipjax
 from dipjax import batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NET = dipjax.skip_tiny()
+NET = dipjax.skip_tiny(channels_down=(8,), channels_up=(8,), channels_skip=(2,))  # one level: cheap to compile
 # The grid is compared with a loop of one-fit calls of the same grid function: on CPU every fit runs the same
 # per-fit program (groups of 1), so they agree bit for bit. Against the unbatched core (`single`) only the first
 # step's loss is compared: a batched program rounds differently and Adam's first step, ±lr·sign(g), turns a
@@ -29,7 +29,7 @@ def single(key, target, **hyper):
   loop = dipjax.make_fit_loop(NET, input_channels=4, reg_noise_std=0.05)
   st = loop.init(key, target.shape[:2], hyper=hyper or None)
   st, m, _ = jax.jit(lambda s: loop.run(s, target, num_steps=3))(st)
-  return np.asarray(loop.render(st)), np.asarray(m.loss)
+  return np.asarray(jax.jit(loop.render)(st)), np.asarray(m.loss)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,8 @@ def test_bad_grid_inputs(fit_grid):
 SHARDED = r"""
 import json, sys, jax, numpy as np, dipjax
 from dipjax import batch
-fit_grid = batch.make_grid_fit(dipjax.skip_tiny(), num_steps=3, input_channels=4, reg_noise_std=0.05)
+net = dipjax.skip_tiny(channels_down=(8,), channels_up=(8,), channels_skip=(2,))
+fit_grid = batch.make_grid_fit(net, num_steps=3, input_channels=4, reg_noise_std=0.05)
 t = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
 r = fit_grid(jax.random.split(jax.random.key(1), 2), t, hyper={"learning_rate": [0.01, 0.05]},
              seeds_per_group=int(sys.argv[1]))
@@ -156,7 +157,8 @@ pid, port = int(sys.argv[1]), sys.argv[2]
 jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2, process_id=pid)
 import numpy as np, dipjax
 from dipjax import batch
-fit_grid = batch.make_grid_fit(dipjax.skip_tiny(), num_steps=3, input_channels=4, reg_noise_std=0.05)
+net = dipjax.skip_tiny(channels_down=(8,), channels_up=(8,), channels_skip=(2,))
+fit_grid = batch.make_grid_fit(net, num_steps=3, input_channels=4, reg_noise_std=0.05)
 t = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
 r = fit_grid(jax.random.split(jax.random.key(1), 2), t, hyper={"learning_rate": [0.01, 0.05]})
 if pid == 0:

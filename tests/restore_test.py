@@ -34,6 +34,23 @@ def test_restore_equals_the_entry_point_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / f"{name}.png")), image_io.to_uint8(image), name)
 
 
+def test_a_chunk_rule_gives_the_same_result_and_sees_the_measured_speed():
+  """``chunk`` may be a rule (seconds per step -> steps), e.g. runner.auto_chunk; chunking never changes results."""
+  clean = smooth(32, 32)
+  config = presets.get("denoise", "tiny", steps=3)
+  seen = []
+
+  def rule(seconds_per_step):
+    seen.append(seconds_per_step)
+    return 1 if seconds_per_step is None else 2
+
+  by_rule = dipjax.restore(jax.random.key(5), clean, None, config, clean=clean, chunk=rule)
+  by_one = dipjax.restore(jax.random.key(5), clean, None, config, clean=clean, chunk=1)
+  np.testing.assert_array_equal(by_rule.output, by_one.output)
+  np.testing.assert_array_equal(by_rule.curves.loss, by_one.curves.loss)
+  assert seen[0] is None and seen[-1] > 0 and len(by_rule.curves.loss[0]) == 3  # 1 step, then 2 at the measured speed
+
+
 def test_the_ema_value_is_the_moving_average_of_the_outputs():
   """With σ_p = 0 the per-step output is f_θ(z) before the step: replay it and average in numpy."""
   loop = dipjax.make_fit_loop(dipjax.skip_tiny(), input_channels=4, reg_noise_std=0.0, ema_decay=0.9)
@@ -134,7 +151,7 @@ def test_every_numeric_argument_is_checked_at_the_boundary(call, message):
     ("denoise", "--reg_noise_std=-1", "`--reg_noise_std` must be a finite number >= 0.0"),
     ("denoise", "--sigma=-3", "`--sigma` must be a finite number >= 0.0, got -3.0"),
     ("denoise", "--seeds=0", "`--seeds` must be an integer >= 1, got 0"),
-    ("denoise", "--chunk=0", "`--chunk` must be an integer >= 1, got 0"),
+    ("denoise", "--chunk=-1", "`--chunk` must be an integer >= 0, got -1"),
     ("denoise", "--save_every=-1", "`--save_every` must be an integer >= 0"),
     ("denoise", "--stop_window=0", "`--stop_window` must be an integer >= 1"),
     ("denoise", "--checkpoint_every=-2", "`--checkpoint_every` must be an integer >= 0"),

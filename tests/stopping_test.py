@@ -106,7 +106,7 @@ def test_a_transient_nan_is_skipped_and_the_run_recovers():
   # Without input perturbation the skipped step is invisible: steps 5..8 equal an uninterrupted run's 4 steps.
   s8, _, _ = run(s4, target, num_steps=4)
   np.testing.assert_array_equal(np.asarray(s9.params), np.asarray(s8.params))
-  for leaf in jax.tree_util.tree_leaves((loop.render(s9), s9.ema, s9.stop)):
+  for leaf in jax.tree_util.tree_leaves((jax.jit(loop.render)(s9), s9.ema, s9.stop)):
     assert np.all(np.isfinite(np.asarray(leaf)))
 
 
