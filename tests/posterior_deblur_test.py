@@ -176,14 +176,15 @@ def test_deblur_entry_point_end_to_end_with_baselines_and_a_kernel_file(tmp_path
   metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
   assert {"baseline_wiener", "baseline_richardson_lucy"} <= set(metrics["summary"]["psnr"])
   assert "blur 11x11 (circular)" in metrics["source"]["synthetic"]
-  kernel = tmp_path / "k.png"
+  kernel = tmp_path / "k.png"  # a kernel file as the entry point reads it (--kernel_file), with the valid boundary
   Image.fromarray(np.full((5, 5), 255, np.uint8)).save(kernel)
-  run_main("deblur", ["--preset=tiny", "--steps=2", f"--kernel_file={kernel}", "--boundary=valid",
-                      f"--out_dir={tmp_path / 'b'}"])
-  metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
-  assert metrics["image_size"] == [48, 48] and "blur 5x5 (valid)" in metrics["source"]["synthetic"]
-  assert Image.open(tmp_path / "b" / "input.png").size == (44, 44)  # valid: smaller by k - 1
-  assert Image.open(tmp_path / "b" / "output.png").size == (48, 48)
+  clean = np.random.default_rng(0).random((48, 48, 3), dtype=np.float32)
+  problem = tasks.make_problem(jax.random.key(0), "deblur", presets.get("deblur", "tiny", boundary="valid"),
+                               clean=clean, kernel=blur.load_kernel(kernel))
+  assert "blur 5x5 (valid)" in problem.source["synthetic"] and problem.image_size == (48, 48)
+  assert problem.observation.shape == (44, 44, 3) and problem.input_view.shape == (48, 48, 3)  # smaller by k - 1
+  np.testing.assert_allclose(np.asarray(problem.operator(clean)), blur.blur(clean, np.full((5, 5), 1 / 25),
+                                                                            boundary="valid"), atol=1e-6)
 
 
 def test_bad_kernel_files_give_one_line_errors(tmp_path):
