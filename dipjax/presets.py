@@ -9,7 +9,7 @@ saves it in ``metrics.json``.
 Each task has its ``paper*`` presets (the reference notebooks' values; where the
 paper's evaluation differs from the notebook, the paper's, noted in ``note``), a
 ``cpu`` preset (the same network and settings on a crop and with fewer steps, so it
-finishes in minutes on a 2-core CPU) and a ``tiny`` preset (a 3-level 8-channel net,
+finishes in minutes on a 2-core CPU) and a ``tiny`` preset (a 2-level 8-channel net,
 seconds; for tests).
 
 A preset is the ``config`` that :func:`dipjax.restore` takes as is; :func:`get` returns

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import sys
 import time
@@ -88,6 +89,25 @@ def load(folder: str, name: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def load_denoising_crop(data_dir: str, name: str, *, crop: int, noise=None, key=None) -> tasks.Problem:
+  """One image of ``denoising_cset9``: its published σ = 25 noisy crop, or ``noise`` drawn from ``key`` on the
+  ground-truth crop (``noise``: a :class:`dipjax.tasks.SyntheticNoise`)."""
+  folder = os.path.join(data_dir, "denoising_cset9")
+  clean = tasks.centre_crop(load(folder, f"{name}_GT.png"), crop)
+  if noise is not None:
+    return tasks.denoise(key=key, clean=clean, noise=noise)
+  return tasks.denoise(noisy=tasks.centre_crop(load(folder, f"{name}_noisy.png"), crop), clean=clean)
+
+
+def finished_run(folder: str) -> Optional[dict]:
+  """The ``metrics.json`` of a run already written into ``folder`` (for ``--reuse`` of long tables), else None."""
+  path = os.path.join(folder, "metrics.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
 
 
 def ensemble_sizes(seeds: int) -> list[int]:

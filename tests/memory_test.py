@@ -16,7 +16,7 @@ import json, sys
 import jax, jax.numpy as jnp, dipjax
 from dipjax import memory
 size = int(sys.argv[1])
-net = dipjax.skip_tiny(channels_down=(32, 32, 32), channels_up=(32, 32, 32))
+net = dipjax.skip_tiny(channels_down=(32, 32, 32), channels_up=(32, 32, 32), channels_skip=(2, 2, 2))
 loop = dipjax.make_fit_loop(net, input_channels=8)
 estimate = memory.estimate_bytes(loop, (size, size), channels=3, probe=(32, 32))
 target = jnp.full((size, size, 3), 0.5)

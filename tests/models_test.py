@@ -62,11 +62,11 @@ def test_odd_size_forward_runs_and_is_in_unit_range():
 
 
 def test_no_skip_net_needs_multiple_of_two_to_the_levels():
-  net = dipjax.skip_tiny(channels_skip=(0, 0, 0))
-  assert net.size_multiple == 8 and dipjax.skip_tiny().size_multiple == 1
-  z = jnp.zeros((20, 24, 4))
+  net = dipjax.skip_tiny(channels_skip=(0, 0))
+  assert net.size_multiple == 4 and dipjax.skip_tiny().size_multiple == 1
+  z = jnp.zeros((18, 24, 4))
   params = jax.eval_shape(net.init, jax.random.key(0), z)
-  assert jax.eval_shape(net.apply, params, z).shape == (24, 24, 3)  # grows, as in the reference
+  assert jax.eval_shape(net.apply, params, z).shape == (20, 24, 3)  # grows, as in the reference
 
 
 @pytest.mark.parametrize("which", ["flax_init", "init_params"])
@@ -148,9 +148,9 @@ def test_activations_run(act):
 
 
 @pytest.mark.parametrize("overrides,match", [
-    ({"channels_up": (8, 8)}, "same length"),
+    ({"channels_up": (8, 8, 8)}, "same length"),
     ({"upsample": "bicubic"}, "`upsample`"),
-    ({"downsample": ("stride", "avg")}, "one entry per level"),
+    ({"downsample": ("stride",)}, "one entry per level"),
     ({"padding": "edge"}, "`padding`"),
     ({"activation": "relu6"}, "`activation`"),
 ])

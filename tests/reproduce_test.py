@@ -229,3 +229,38 @@ def test_published_columns_at_full_size_match_the_verified_tables():
   forget_script_flags()
   assert mean_of(inp, "deep_prior", reproduce.psnr_all) == pytest.approx(33.44, abs=0.01)
   assert mean_of(inp, "papyan", reproduce.psnr_all) == pytest.approx(31.16, abs=0.01)
+
+
+def test_stopping_table_with_synthetic_noise_scores_every_criterion(data_dir, tmp_path):
+  out = tmp_path / "stop"
+  run_main("stopping_table", [f"--data_dir={data_dir}", "--preset=tiny", "--steps=12", "--crop=32", "--images=alpha",
+                              "--noise=impulse", "--impulse_fraction=0.2", "--loss=l1", "--stop_patience=2",
+                              "--stop_window=3", f"--out_dir={out}"])
+  r = json.loads((out / "table.json").read_text())
+  row = r["rows"]["alpha"]
+  assert r["criteria"] == ["emv", "wmv"] and r["loss"] == "l1" and "fraction 0.2" in r["noise"]  # no σ: no discrepancy
+  gt = load(data_dir / "denoising_cset9" / "alpha_GT.png")[4:36, 4:36]
+  noisy = load(out / "alpha" / "input.png")
+  assert 0.15 < np.mean(np.abs(noisy - gt) > 0.02) < 0.25  # the drawn impulse noise, not the published Gaussian
+  assert row["input"] == pytest.approx(psnr(noisy, gt), abs=0.05)
+  assert row["best"] >= max(row["last"], row["emv"]["psnr"], row["wmv"]["psnr"]) - 1e-6  # the oracle is the max
+  assert "| alpha |" in (out / "table.md").read_text()
+  assert "--sigma needs --noise=gaussian" in error_of("stopping_table", [f"--data_dir={data_dir}", "--sigma=10",
+                                                                         f"--out_dir={out}"])
+
+
+def test_sgld_table_compares_posterior_mean_with_the_plain_fit(data_dir, tmp_path):
+  out = tmp_path / "sgld"
+  run_main("sgld_table", [f"--data_dir={data_dir}", "--presets=tiny,sgld_tiny", "--steps=10", "--seeds=2",
+                          "--crop=32", "--images=alpha", "--burn_in=4", "--sample_every=2", "--stop_patience=2",
+                          "--stop_window=3", f"--out_dir={out}"])
+  r = json.loads((out / "table.json").read_text())
+  plain, sgld = r["tables"]["tiny"], r["tables"]["sgld_tiny"]
+  assert "posterior" not in plain["mean"] and {"posterior", "r_posterior", "r_ensemble"} <= set(sgld["mean"])
+  metrics = json.loads((out / "sgld_tiny" / "alpha" / "metrics.json").read_text())
+  assert metrics["summary"]["posterior_samples"] == [2, 2]  # 0-based steps 6, 8 of 0..9 (step > burn-in 4, every 2)
+  assert sgld["rows"]["alpha"]["posterior"] == pytest.approx(np.mean(
+      metrics["summary"]["psnr_posterior_mean_per_seed"]))
+  assert plain["preset"]["sample_every"] == 0 and sgld["preset"]["burn_in"] == 4
+  table = (out / "table.md").read_text()
+  assert "| tiny |" in table and "| sgld_tiny |" in table and "posterior mean" in table

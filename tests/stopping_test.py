@@ -16,7 +16,7 @@ def smooth(h, w, c=3):
       np.float32)
 
 
-NET = dipjax.skip_tiny(channels_down=(16, 16, 16), channels_up=(16, 16, 16))
+NET = dipjax.skip_tiny(channels_down=(16, 16, 16), channels_up=(16, 16, 16), channels_skip=(2, 2, 2))
 SIGMA = 0.1
 CRITERIA = (stopping.EMV(patience=100, warmup=10), stopping.WMV(window=20, patience=100),
             stopping.Discrepancy(noise_var=SIGMA ** 2))
