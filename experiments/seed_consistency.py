@@ -29,7 +29,7 @@ flags.DEFINE_integer("seeds_per_group", 2, "Seeds vmapped together in the batche
 def main():
   clean = jnp.asarray(data.astronaut()[200:264, 200:264] / 255.0, jnp.float32)
   noisy = corruptions.add_gaussian_noise(jax.random.key(0), clean, sigma=25 / 255)
-  net = dipjax.skip_tiny(channels_down=(32,) * 3, channels_up=(32,) * 3)
+  net = dipjax.skip_tiny(channels_down=(32,) * 3, channels_up=(32,) * 3, channels_skip=(2,) * 3)
   fit = dipjax.make_fit(net, num_steps=FLAGS.steps, input_channels=8, reg_noise_std=1 / 30, guard_every=1)
   keys = jax.random.split(jax.random.key(1), FLAGS.seeds)
   batched = dipjax.fit_seeds(fit, keys, noisy, clean=clean, seeds_per_group=FLAGS.seeds_per_group)
