@@ -408,7 +408,7 @@ class DeepDecoder(nn.Module):
 
   @property
   def min_size(self) -> int:
-    """Smallest output H, W: ``2**(num_layers - 1)`` (a 1x1 seed)."""
+    """Smallest output H, W: ``2**(num_layers - 1)`` (a seed side of 1; the seed must have 2 pixels or more)."""
     return self.factor
 
   @property
@@ -421,6 +421,10 @@ class DeepDecoder(nn.Module):
     if height % self.factor or width % self.factor or min(height, width) < 1:
       raise ValueError(f"DeepDecoder output size {height}x{width} must be a positive multiple of {self.factor} "
                        f"({self.num_layers} layers).")
+    if height == width == self.factor:
+      raise ValueError(f"DeepDecoder output size {height}x{width} is too small for {self.num_layers} layers: its seed "
+                       "would be one pixel, where channel normalisation zeroes every feature and the output is "
+                       "constant; use fewer layers or a larger image.")
     return (height // self.factor, width // self.factor, self.channels)
 
   def input_shape(self, height: int, width: int, channels: int | None = None) -> tuple[int, int, int]:

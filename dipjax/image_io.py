@@ -246,6 +246,33 @@ def save_strip(path: str, images, labels, *, min_tile_width: int = 192, font_siz
     images: float ``(H, W, C)`` images in [0, 1] of one height (C = 1 or 3).
     labels: one caption per image.
   """
+  canvas = _strip(images, labels, min_tile_width=min_tile_width, font_size=font_size)
+  atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
+
+
+def save_grid(path: str, rows, labels, *, min_tile_width: int = 96, font_size: int = 11) -> None:
+  """Saves rows of captioned images (each row as :func:`save_strip`) one under the other, atomically.
+
+  Args:
+    path: output PNG path.
+    rows: lists of float ``(H, W, C)`` images in [0, 1] (one height per row).
+    labels: one list of captions per row.
+  """
+  if len(rows) != len(labels) or not rows:
+    raise ValueError(f"save_grid: got {len(rows)} rows and {len(labels)} label rows.")
+  strips = [_strip(r, l, min_tile_width=min_tile_width, font_size=font_size) for r, l in zip(rows, labels)]
+  gap = 6
+  canvas = Image.new("RGB", (max(s.width for s in strips), sum(s.height for s in strips) + gap * (len(strips) - 1)),
+                     (255, 255, 255))
+  y = 0
+  for strip in strips:
+    canvas.paste(strip, (0, y))
+    y += strip.height + gap
+  atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
+
+
+def _strip(images, labels, *, min_tile_width: int, font_size: int):
+  """The captioned row of :func:`save_strip` as a PIL image."""
   from PIL import ImageDraw, ImageFont
 
   images = [np.asarray(im, np.float32) for im in images]
@@ -284,4 +311,4 @@ def save_strip(path: str, images, labels, *, min_tile_width: int = 192, font_siz
     for i, line in enumerate(lines):
       draw.text((x + 2, 1 + i * line_h), line, fill=(0, 0, 0), font=font)
     x += tile.shape[1] + gap
-  atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
+  return canvas

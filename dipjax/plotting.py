@@ -116,3 +116,35 @@ def plot_heatmap(path: str, values: np.ndarray, *, x_label: str, x_ticks, y_labe
   if title:
     ax.set_title(title, fontsize=9)
   save_figure(fig, path)
+
+
+def plot_loss_curves(path: str, curves: dict, *, title: str = "", thresholds=()) -> None:
+  """Saves one panel of several runs' loss against steps, both axes logarithmic (the paper's Fig. 2).
+
+  Each entry is drawn as its mean over seeds with the seeds' min–max as a band;
+  ``thresholds`` are drawn as dotted horizontal lines.
+
+  Args:
+    path: output PNG path.
+    curves: ``{label: (S, T) or (T,)}`` positive losses.
+    title: figure title.
+    thresholds: loss levels to mark.
+  """
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  for i, (label, curve) in enumerate(curves.items()):
+    curve = np.atleast_2d(np.asarray(curve, np.float64))
+    steps = np.arange(1, curve.shape[1] + 1)
+    ax.plot(steps, curve.mean(axis=0), color=f"C{i}", lw=1.4, label=label)
+    if curve.shape[0] > 1:
+      ax.fill_between(steps, curve.min(axis=0), curve.max(axis=0), color=f"C{i}", alpha=0.2, lw=0)
+  for t in thresholds:
+    ax.axhline(t, color="0.5", lw=0.8, ls=":")
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("MSE")
+  ax.legend(fontsize=8, loc="lower left")
+  if title:
+    ax.set_title(title, fontsize=9)
+  save_figure(fig, path)

@@ -139,6 +139,8 @@ def test_deep_decoder_seed_and_output_size():
   assert out.shape == (64, 96, 3)
   with pytest.raises(ValueError, match="100x64 must be a positive multiple of 32"):
     net.seed_shape(100, 64)
+  with pytest.raises(ValueError, match="32x32 is too small for 6 layers: its seed would be one pixel"):
+    net.seed_shape(32, 32)  # channel normalisation of a 1x1 seed is zero: a constant output
 
 
 def test_deep_decoder_equals_its_definition():

@@ -1,0 +1,99 @@
+"""The paper's studies beyond restoration: the impedance experiment (Fig. 2) and prior samples."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import dipjax
+from cli_helpers import error_of, run_main
+from dipjax import architectures, corruptions, image_io, impedance, presets, prior
+from tasks_test import save, smooth_image
+
+
+def test_impedance_targets_are_the_image_its_noisy_and_shuffled_versions_and_white_noise():
+  image = smooth_image(32, 40)
+  key = jax.random.key(3)
+  targets = impedance.impedance_targets(key, image, sigma=0.1)
+  assert list(targets) == list(impedance.TARGETS)
+  np.testing.assert_array_equal(targets["image"], image)
+  k_noise, _, _ = jax.random.split(key, 3)
+  np.testing.assert_array_equal(targets["image + noise"], corruptions.add_gaussian_noise(k_noise, image, sigma=0.1))
+  pixels = lambda x: np.sort(x.reshape(-1, 3).view([("", x.dtype)] * 3), axis=0)  # pixels kept whole
+  np.testing.assert_array_equal(pixels(targets["shuffled pixels"]), pixels(image))
+  assert not np.array_equal(targets["shuffled pixels"], image)
+  white = targets["white noise"]
+  assert white.shape == image.shape and 0 <= white.min() and white.max() < 1 and abs(white.mean() - 0.5) < 0.02
+  again = impedance.impedance_targets(key, image, sigma=0.1)
+  assert all(np.array_equal(again[k], targets[k]) for k in targets)
+
+
+def test_steps_to_reach_is_the_first_step_at_or_below_the_threshold():
+  rng = np.random.default_rng(0)
+  losses = np.cumsum(-rng.random((5, 30)), axis=1) + 10
+  for t in (9.0, 3.0, -100.0):
+    expected = [next((i + 1 for i, v in enumerate(row) if v <= t), 0) for row in losses]
+    assert impedance.steps_to_reach(losses, t).tolist() == expected
+
+
+def test_the_network_fits_the_image_before_noise_and_shuffled_pixels():
+  """Fig. 2's ordering on a tiny net: final MSE image < image + noise < shuffled < white noise, for every seed."""
+  config = presets.get("denoise", "tiny", steps=25, reg_noise_std=0.0)
+  result = impedance.impedance(jax.random.key(0), smooth_image(32, 32), config, seeds=2, thresholds=(0.03,))
+  final = np.stack([result.losses[name][:, -1] for name in impedance.TARGETS])  # (4, S)
+  assert all(curve.shape == (2, 25) for curve in result.losses.values())
+  assert np.all(np.diff(final, axis=0) > 0), final
+  steps = result.steps_to["image"][0.03]
+  assert np.all(steps > 0) and np.all(result.losses["image"][np.arange(2), steps - 1] <= 0.03)
+  assert np.all(result.steps_to["white noise"][0.03] == 0), final
+
+
+def test_impedance_entry_point_writes_the_plot_and_the_table(tmp_path):
+  out = tmp_path / "imp"
+  image = save(tmp_path / "im.png", smooth_image(40, 40))
+  run_main("impedance", ["--preset=tiny", "--steps=4", f"--image={image}", "--crop=32", "--seeds=1",
+                         "--thresholds=0.5,0.001", f"--out_dir={out}"])
+  for f in ("impedance.png", "targets.png", "table.md", "results.json"):
+    assert (out / f).exists(), f
+  r = json.loads((out / "results.json").read_text())
+  assert r["size"] == [32, 32, 3] and r["config"]["reg_noise_std"] == 0.0 and set(r["losses"]) == set(impedance.TARGETS)
+  table = (out / "table.md").read_text()
+  assert all(f"| {name} |" in table for name in impedance.TARGETS) and "steps to MSE ≤ 0.001" in table
+  assert "--thresholds must be positive" in error_of("impedance", ["--thresholds=0.1,x", f"--out_dir={out}"])
+  assert "--crop must be" in error_of("impedance", ["--crop=-2", f"--out_dir={out}"])
+
+
+@pytest.mark.parametrize("name", ["tiny", "deep_decoder"])
+def test_prior_samples_equal_separate_draws_and_differ_between_draws(name):
+  model = dipjax.skip_tiny() if name == "tiny" else architectures.get_architecture(name, channels=8)
+  key = jax.random.key(1)
+  size = 64 if name == "deep_decoder" else 32  # 32x32 would be a one-pixel seed (refused)
+  samples = prior.prior_samples(key, model, (size, size), samples=3, input_channels=4)
+  assert samples.shape == (3, size, size, 3) and np.all((samples > 0) & (samples < 1))
+  z_key, param_key = jax.random.split(key)
+  shape = architectures.input_shape(model, size, size, 4)
+  z = dipjax.inputs.make_input(z_key, shape[:2], channels=shape[2], scale=0.1)
+  one = model.apply(model.init(jax.random.split(param_key, 3)[1], z), z)  # vmap equals a single draw
+  np.testing.assert_allclose(samples[1], one, atol=1e-5)
+  assert np.abs(samples[0] - samples[1]).max() > 1e-3
+
+
+def test_prior_samples_entry_point_and_its_errors(tmp_path):
+  out = tmp_path / "prior"
+  run_main("prior_samples", ["--nets=tiny,deep_decoder", "--samples=2", "--size=64", f"--out_dir={out}"])
+  grid = image_io.load_image(str(out / "prior_samples.png"))
+  assert grid.shape[0] > 2 * 64 and grid.shape[1] >= 2 * 96  # two rows of two 64-px tiles, enlarged to >= 96 px
+  assert "unknown architecture 'vgg'" in error_of("prior_samples", ["--nets=tiny,vgg", f"--out_dir={out}"])
+  assert "--samples must be at least 1" in error_of("prior_samples", ["--samples=0", f"--out_dir={out}"])
+  with pytest.raises(ValueError, match="`samples` must be an integer >= 1"):
+    prior.prior_samples(jax.random.key(0), dipjax.skip_tiny(), (32, 32), samples=0)
+
+
+def test_save_grid_stacks_rows_of_different_widths(tmp_path):
+  rows = [[np.zeros((8, 8, 3))] * 3, [np.ones((8, 12, 1))]]
+  image_io.save_grid(str(tmp_path / "g.png"), rows, [["a", "b", "c"], ["d"]], min_tile_width=16)
+  grid = image_io.load_image(str(tmp_path / "g.png"))
+  assert grid.shape[1] == 3 * 16 + 2 * 4  # the wider row: three 16-px tiles and two gaps
+  with pytest.raises(ValueError, match="2 rows and 1 label rows"):
+    image_io.save_grid(str(tmp_path / "h.png"), rows, [["a"]])
