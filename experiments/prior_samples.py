@@ -44,6 +44,11 @@ def main():
     if FLAGS[name].value < 1:
       raise ValueError(f"--{name} must be at least 1, got {FLAGS[name].value}.")
   nets = {name: build(name) for name in FLAGS.nets}
+  for name, model in nets.items():
+    multiple, smallest = getattr(model, "size_multiple", 1), getattr(model, "min_size", 1)
+    if FLAGS.size % multiple or FLAGS.size < smallest:
+      raise ValueError(f"--size={FLAGS.size} does not suit {name!r}: it needs a multiple of {multiple}, at least "
+                       f"{smallest}.")
   out_dir = flag_groups.out_dir("runs/prior_samples")
   key = jax.random.key(FLAGS.seed)
   rows, labels = [], []

@@ -86,6 +86,8 @@ def test_prior_samples_entry_point_and_its_errors(tmp_path):
   assert grid.shape[0] > 2 * 64 and grid.shape[1] >= 2 * 96  # two rows of two 64-px tiles, enlarged to >= 96 px
   assert "unknown architecture 'vgg'" in error_of("prior_samples", ["--nets=tiny,vgg", f"--out_dir={out}"])
   assert "--samples must be at least 1" in error_of("prior_samples", ["--samples=0", f"--out_dir={out}"])
+  assert "--size=20 does not suit 'unet': it needs a multiple of 16" in error_of(
+      "prior_samples", ["--nets=unet", "--size=20", f"--out_dir={out}"])
   with pytest.raises(ValueError, match="`samples` must be an integer >= 1"):
     prior.prior_samples(jax.random.key(0), dipjax.skip_tiny(), (32, 32), samples=0)
 
