@@ -280,15 +280,27 @@ def _loop_of(spec: "LoopSpec") -> "FitLoop":
 _cached_loop_of = functools.lru_cache(maxsize=256)(_loop_of)
 
 
-@functools.lru_cache(maxsize=None)
-def _unravel_fn(model: nn.Module, optimize_input: bool, z_shape: tuple):
-  """The inverse of ``ravel_pytree`` for the trainable tree of ``model`` at input shape ``z_shape`` (cached)."""
+def _trainable_shapes(model: nn.Module, optimize_input: bool, z_shape: tuple) -> dict:
+  """``{'net': params, ['z': input]}`` as ``ShapeDtypeStruct`` s: the tree that ``state.params`` ravels."""
   z = jax.ShapeDtypeStruct(z_shape, jnp.float32)
   tree = {"net": jax.eval_shape(model.init, jax.random.key(0), z)["params"]}
   if optimize_input:
     tree["z"] = z
-  example = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), tree)
-  return ravel_pytree(example)[1]
+  return tree
+
+
+@functools.lru_cache(maxsize=None)
+def _unravel_fn(model: nn.Module, optimize_input: bool, z_shape: tuple):
+  """The inverse of ``ravel_pytree`` for the trainable tree of ``model`` at input shape ``z_shape`` (cached)."""
+  tree = _trainable_shapes(model, optimize_input, z_shape)
+  return ravel_pytree(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), tree))[1]
+
+
+@functools.lru_cache(maxsize=None)
+def _conv_kernel_mask(model: nn.Module, optimize_input: bool, z_shape: tuple) -> np.ndarray:
+  """``(P,)`` float32 constant, 1 where the raveled parameters hold a 4-D conv kernel, else 0 (cached, built once)."""
+  leaves = jax.tree_util.tree_leaves(_trainable_shapes(model, optimize_input, z_shape))  # ravel_pytree's order
+  return np.concatenate([np.full(int(np.prod(a.shape)), a.ndim == 4, np.float32) for a in leaves])
 
 
 def unravel(spec: LoopSpec, state: FitState) -> dict:
@@ -405,9 +417,7 @@ def _langevin_noise(spec: LoopSpec, state: FitState) -> jax.Array:
   noise = std * jax.random.normal(key, state.params.shape, jnp.float32)
   if not lv.conv_only:
     return noise
-  tree = _unravel_fn(spec.model, spec.optimize_input, tuple(state.z.shape))(state.params)
-  mask = ravel_pytree(jax.tree_util.tree_map(lambda a: jnp.full(a.shape, a.ndim == 4, jnp.float32), tree))[0]
-  return noise * mask
+  return noise * _conv_kernel_mask(spec.model, spec.optimize_input, tuple(state.z.shape))  # a constant
 
 
 def _optimizer_update(spec: LoopSpec, state: FitState, grads):

@@ -101,13 +101,30 @@ def load_denoising_crop(data_dir: str, name: str, *, crop: int, noise=None, key=
   return tasks.denoise(noisy=tasks.centre_crop(load(folder, f"{name}_noisy.png"), crop), clean=clean)
 
 
-def finished_run(folder: str) -> Optional[dict]:
-  """The ``metrics.json`` of a run already written into ``folder`` (for ``--reuse`` of long tables), else None."""
+def run_or_reuse(folder: str, key: jax.Array, problem: tasks.Problem, config, *, reuse: bool,
+                 **restore_kwargs) -> dict:
+  """Restores ``problem`` and writes the run into ``folder``; its ``metrics.json`` dict (with ``wall_s``).
+
+  With ``reuse`` a run already written there (``metrics.json`` present) is read instead
+  of fitted again: long tables can be rebuilt or extended image by image.
+  ``restore_kwargs``: :func:`dipjax.restore` options (``seeds``, ``stop``, ``chunk``, ...).
+  """
   path = os.path.join(folder, "metrics.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  if reuse and os.path.exists(path):
+    with open(path) as f:
+      metrics = json.load(f)
+    metrics.setdefault("wall_s", metrics["compile_s"] + metrics["run_s"])  # runs written without it
+    return metrics
+  t0 = time.perf_counter()
+  result = tasks.restore_problem(key, problem, config, **restore_kwargs)
+  return report.write_run(folder, problem, result, config, wall_s=time.perf_counter() - t0)
+
+
+def write_table(out_dir: str, table: str, result: dict, log: Callable[[str], None] = print) -> None:
+  """Prints a table and writes it as ``table.md`` with its numbers as ``table.json``."""
+  log(table)
+  image_io.save_text(os.path.join(out_dir, "table.md"), table)
+  image_io.save_json(os.path.join(out_dir, "table.json"), result)
 
 
 def ensemble_sizes(seeds: int) -> list[int]:

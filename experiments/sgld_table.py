@@ -20,14 +20,13 @@ benchmark images are never part of the project.
 from __future__ import annotations
 
 import os
-import time
 
 from absl import flags
 
 import jax
 import numpy as np
 
-from dipjax import image_io, presets, report, restoration, tasks
+from dipjax import presets, restoration, tasks
 from experiments import cli, flag_groups, reproduce
 
 FLAGS = flags.FLAGS
@@ -91,14 +90,9 @@ def run_table(*, data_dir: str, names: list[str], preset_names: list[str], crop:
     rows = {}
     for name in names:
       problem = reproduce.load_denoising_crop(data_dir, name, crop=crop)
-      folder = os.path.join(out_dir, preset_name, name)
-      metrics = reproduce.finished_run(folder) if reuse else None
-      if metrics is None:
-        t0 = time.perf_counter()
-        result = tasks.restore_problem(fit_key, problem, config, seeds=seeds, chunk=250, stop=stop)
-        metrics = report.write_run(folder, problem, result, config, wall_s=time.perf_counter() - t0)
-      rows[name] = dict(row_of(metrics), wall_s=metrics.get("wall_s", metrics["compile_s"] + metrics["run_s"]),
-                        s_per_step=metrics["s_per_step"])
+      metrics = reproduce.run_or_reuse(os.path.join(out_dir, preset_name, name), fit_key, problem, config,
+                                       reuse=reuse, seeds=seeds, chunk=250, stop=stop)
+      rows[name] = dict(row_of(metrics), wall_s=metrics["wall_s"], s_per_step=metrics["s_per_step"])
       log(f"{preset_name} {name}: " + ", ".join(f"{COLUMNS.get(k, k)} {v:.3f}" for k, v in rows[name].items()))
     keys = [k for k in next(iter(rows.values())) if all(k in r for r in rows.values())]
     tables[preset_name] = dict(rows=rows, mean={k: float(np.mean([r[k] for r in rows.values()])) for k in keys},
@@ -129,10 +123,7 @@ def main():
   result = run_table(data_dir=FLAGS.data_dir, names=FLAGS.images, preset_names=FLAGS.presets, crop=FLAGS.crop,
                      steps=FLAGS.steps, seeds=FLAGS.seeds, seed=FLAGS.seed, burn_in=FLAGS.burn_in,
                      sample_every=FLAGS.sample_every, stop=stop, out_dir=out_dir, reuse=FLAGS.reuse, log=cli.say)
-  table = markdown(result)
-  cli.say(table)
-  image_io.save_text(os.path.join(out_dir, "table.md"), table)
-  image_io.save_json(os.path.join(out_dir, "table.json"), result)
+  reproduce.write_table(out_dir, markdown(result), result, log=cli.say)
 
 
 if __name__ == "__main__":

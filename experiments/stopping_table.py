@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from typing import Optional
 
 from absl import flags
@@ -30,7 +29,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from dipjax import image_io, presets, report, restoration, tasks
+from dipjax import presets, restoration, tasks
 from experiments import cli, flag_groups, reproduce
 
 FLAGS = flags.FLAGS
@@ -66,13 +65,10 @@ def run_table(*, data_dir: str, names: list[str], crop: int, steps: int, stop: r
   for index, name in enumerate(names):
     problem = reproduce.load_denoising_crop(data_dir, name, crop=crop, noise=synthetic,
                                             key=jax.random.fold_in(noise_key, index))
-    m = reproduce.finished_run(os.path.join(out_dir, name)) if reuse else None
-    if m is None:
-      t0 = time.perf_counter()
-      result = tasks.restore_problem(fit_key, problem, preset, chunk=500, stop=stop)
-      m = report.write_run(os.path.join(out_dir, name), problem, result, preset, wall_s=time.perf_counter() - t0)
+    m = reproduce.run_or_reuse(os.path.join(out_dir, name), fit_key, problem, preset, reuse=reuse, chunk=500,
+                               stop=stop)
     st = m["summary"]["stopping"]
-    rows[name] = dict(wall_s=m.get("wall_s", m["compile_s"] + m["run_s"]), input=m["summary"]["psnr"]["input"],
+    rows[name] = dict(wall_s=m["wall_s"], input=m["summary"]["psnr"]["input"],
                       best=st["emv"]["psnr_best"][0], last=st["emv"]["psnr_last"][0],
                       best_step=m["summary"]["best_step_per_seed"][0],
                       sigma_255=problem.source.get("estimated_sigma_255"),
@@ -122,10 +118,7 @@ def main():
   result = run_table(data_dir=FLAGS.data_dir, names=FLAGS.images, crop=FLAGS.crop, steps=FLAGS.steps, stop=stop,
                      out_dir=out_dir, noise=noise, seed=FLAGS.seed, preset_name=FLAGS.preset,
                      reuse=FLAGS.reuse, log=cli.say)
-  table = markdown(result)
-  cli.say(table)
-  image_io.save_text(os.path.join(out_dir, "table.md"), table)
-  image_io.save_json(os.path.join(out_dir, "table.json"), result)
+  reproduce.write_table(out_dir, markdown(result), result, log=cli.say)
 
 
 if __name__ == "__main__":
