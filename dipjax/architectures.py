@@ -568,3 +568,22 @@ def get_architecture(name: str, **overrides) -> nn.Module:
   if name not in ARCHITECTURES:
     raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}.")
   return ARCHITECTURES[name](**overrides)
+
+
+NETWORKS: tuple[str, ...] = tuple(sorted(set(models.PRESETS) | set(ARCHITECTURES)))  # every name `get_network` takes
+
+
+def get_network(name: str, **overrides) -> nn.Module:
+  """Builds any named network: a :data:`dipjax.models.PRESETS` SkipNet or an :data:`ARCHITECTURES` entry.
+
+  The one registry behind a preset's ``model`` field and the entry points' ``--net``.
+
+  Example:
+    >>> type(get_network("tiny")).__name__, type(get_network("unet", out_channels=1)).__name__
+    ('SkipNet', 'UNet')
+  """
+  if name in models.PRESETS:
+    return models.get_model(name, **overrides)
+  if name in ARCHITECTURES:
+    return ARCHITECTURES[name](**overrides)
+  raise ValueError(f"unknown network {name!r}; choose one of {list(NETWORKS)}.")

@@ -53,7 +53,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from dipjax import canvas as canvas_lib
 from dipjax import fit as fit_lib
 from dipjax import memory as memory_lib
-from dipjax import models as models_lib
+from dipjax import architectures
 from dipjax import operators as operators_lib
 from dipjax import runner
 from dipjax import sgld as sgld_lib
@@ -339,7 +339,7 @@ def fit_problems(config, problems: Sequence, *, key: jax.Array, seeds: int, hype
   fitted: list = [None] * len(problems)
   for members in groups.values():
     first = problems[members[0]]
-    model = models_lib.get_model(config.model, out_channels=first.observation.shape[-1])
+    model = architectures.get_network(config.model, out_channels=first.observation.shape[-1])
     canvas = canvas_lib.canvas_for(model, tuple(first.image_size))
     crop = operators_lib.Crop(top=canvas.top, left=canvas.left, height=canvas.image_height, width=canvas.image_width)
     grid = make_grid_fit(model, num_steps=config.steps, **config.fit_options())

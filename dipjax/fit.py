@@ -44,10 +44,12 @@ import optax
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from dipjax import architectures
 from dipjax import inputs as inputs_lib
 from dipjax import metrics as metrics_lib
 from dipjax import models as models_lib
 from dipjax import operators as operators_lib
+from dipjax import regularizers
 from dipjax import sgld as sgld_lib
 from dipjax import stopping as stopping_lib
 from dipjax import validation
@@ -179,6 +181,8 @@ class LoopSpec(NamedTuple):
   guard_drop_db: float
   stopping: tuple
   langevin: Optional[Langevin]
+  tv_weight: float = 0.0  # λ of the total-variation term λ TV_β(x_t) added to the loss (DIP-TV)
+  tv_beta: float = 0.5  # β of that term (dipjax.regularizers.tv_loss)
 
 
 def make_fit_loop(
@@ -197,6 +201,8 @@ def make_fit_loop(
     guard_drop_db: float = 5.0,
     stopping: tuple = (),
     langevin: Optional[Langevin] = None,
+    tv_weight: float = 0.0,
+    tv_beta: float = 0.5,
 ) -> FitLoop:
   """Builds the ``init``/``run``/``render`` functions of a DIP fit (see module docstring).
 
@@ -216,6 +222,11 @@ def make_fit_loop(
     langevin: a :class:`Langevin` to sample the posterior (SGLD) instead of only
       optimising; needs the default optimiser. Its posterior mean and std are
       ``FitState.posterior`` (:func:`dipjax.sgld.moments_mean_std`).
+    tv_weight: ``λ >= 0``; the objective becomes ``E(A(x_t), x0) + λ TV_β(x_t)`` on the
+      network output ``x_t`` (DIP-TV, Liu et al. 2019; :func:`dipjax.regularizers.tv_loss`,
+      a sum over pixels, so λ is small: the supplement's prior-effect study uses 1e-7
+      on the pixels). The recorded ``loss`` includes the term. 0 (default): no term.
+    tv_beta: the exponent ``β > 0`` of that term (0.5: isotropic TV).
 
   Every step is also guarded against non-finite values: when the loss, the gradient
   or the updated parameters contain NaN/inf the step is skipped (the state is kept,
@@ -245,6 +256,8 @@ def make_fit_loop(
   validation.finite("learning_rate", learning_rate, minimum=0.0, inclusive=False)
   validation.positive_int("input_channels", input_channels)
   validation.finite("input_scale", input_scale, minimum=0.0, inclusive=False)
+  validation.finite("tv_weight", tv_weight, minimum=0.0)
+  validation.finite("tv_beta", tv_beta, minimum=0.0, inclusive=False)
   stopping = tuple(stopping)
   if langevin is not None:
     if not isinstance(langevin, Langevin):
@@ -264,7 +277,8 @@ def make_fit_loop(
                   learning_rate=float(learning_rate), reg_noise_std=float(reg_noise_std), ema_decay=float(ema_decay),
                   input_kind=input_kind, input_channels=int(input_channels), input_scale=float(input_scale),
                   optimize_input=bool(optimize_input), guard_every=int(guard_every),
-                  guard_drop_db=float(guard_drop_db), stopping=stopping, langevin=langevin)
+                  guard_drop_db=float(guard_drop_db), stopping=stopping, langevin=langevin,
+                  tv_weight=float(tv_weight), tv_beta=float(tv_beta))
   try:
     return _cached_loop_of(spec)
   except TypeError:  # an unhashable option (e.g. a loss holding an array): a loop of its own
@@ -334,9 +348,9 @@ def init_state(spec: LoopSpec, key: jax.Array, out_shape: tuple[int, int], *, z:
   """
   hyper = _hyper_values(spec, hyper)
   init_key, input_key, perturb_key = jax.random.split(key, 3)
-  if z is None:
-    z = inputs_lib.make_input(input_key, tuple(out_shape), channels=spec.input_channels, kind=spec.input_kind,
-                              scale=spec.input_scale)
+  if z is None:  # the network's input size: the output's, or the Deep Decoder's small seed
+    h_in, w_in, c_in = architectures.input_shape(spec.model, *out_shape, spec.input_channels)
+    z = inputs_lib.make_input(input_key, (h_in, w_in), channels=c_in, kind=spec.input_kind, scale=spec.input_scale)
   z = jnp.asarray(z, jnp.float32)
   try:  # one random draw for all leaves (fast to compile) for networks built from dipjax layers
     net_params = models_lib.init_params(init_key, spec.model, z)
@@ -368,7 +382,10 @@ def _loss_and_grad(spec: LoopSpec, state: FitState, target, operator):
     z = inputs_lib.perturb_input(noise_key, z, std=state.hyper["reg_noise_std"])
     out = spec.model.apply({"params": tree["net"]}, z)
     pred = operator(out)
-    return spec.loss_fn(pred, target), (out, pred)
+    value = spec.loss_fn(pred, target)
+    if spec.tv_weight:  # DIP-TV: λ TV_β of the network output (static: no term compiled when λ = 0)
+      value = value + spec.tv_weight * regularizers.tv_loss(out, spec.tv_beta)
+    return value, (out, pred)
 
   (value, (out, pred)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
   return value, grads, out, pred
@@ -602,8 +619,10 @@ def check_fit_inputs(model: nn.Module, target, *, operator=None, readout=None, c
     raise ValueError(f"`out_shape` must be (H, W), got {out_shape!r}.")
   if z is not None:
     check_image("z", z)
-    if tuple(z.shape[:2]) != out_shape:
-      raise ValueError(f"`z` has spatial size {tuple(z.shape[:2])} but the output size is {out_shape}.")
+    expected = tuple(architectures.input_shape(model, *out_shape, z.shape[-1])[:2])
+    if tuple(z.shape[:2]) != expected:
+      raise ValueError(f"`z` has spatial size {tuple(z.shape[:2])} but this network needs {expected} for an output "
+                       f"of {out_shape}.")
   _check_size(model, out_shape)
   c_out = getattr(model, "out_channels", None)
   out_full = out_shape + ((c_out,) if c_out is not None else (target.shape[-1],))

@@ -32,7 +32,7 @@ import dataclasses
 import functools
 from typing import Optional
 
-from dipjax import downsampler, fit, losses, models, validation
+from dipjax import architectures, downsampler, fit, losses, validation
 
 TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash", "deblur")
 NOISE_MODELS = ("gaussian", "poisson", "impulse", "speckle")  # dipjax.noise
@@ -46,7 +46,7 @@ class TaskPreset:
   """The settings of one run of a task. Fields that do not apply to a task are None."""
 
   task: str  # one of TASKS
-  model: str  # a dipjax.PRESETS network name
+  model: str  # a network name: dipjax.PRESETS or dipjax.architectures.ARCHITECTURES (architectures.NETWORKS)
   steps: int  # Adam steps
   learning_rate: float = 0.01
   reg_noise_std: float = 0.0  # σ_p: std of the fresh Gaussian added to z every step
@@ -78,12 +78,13 @@ class TaskPreset:
   weight_decay: float = 0.0  # λ added to the gradient before Adam (5e-8 in Bayesian DIP)
   burn_in: int = 0  # posterior: steps before the first sample
   sample_every: int = 0  # posterior: a sample every this many steps after burn-in (0: no posterior)
+  tv_weight: float = 0.0  # λ of a total-variation term λ TV(x) on the network output (DIP-TV; 0: none)
   note: str = ""  # where the values come from
 
   def validate(self) -> "TaskPreset":
     """Checks every field; a one-line ``ValueError`` names the field and its value. Returns ``self``."""
     validation.one_of("task", self.task, TASKS)
-    validation.one_of("model", self.model, sorted(models.PRESETS))
+    validation.one_of("model", self.model, architectures.NETWORKS)
     validation.positive_int("steps", self.steps)
     validation.finite("learning_rate", self.learning_rate, minimum=0.0, inclusive=False)
     validation.finite("reg_noise_std", self.reg_noise_std, minimum=0.0)
@@ -111,6 +112,7 @@ class TaskPreset:
     validation.finite("weight_decay", self.weight_decay, minimum=0.0)
     validation.non_negative_int("burn_in", self.burn_in)
     validation.non_negative_int("sample_every", self.sample_every)
+    validation.finite("tv_weight", self.tv_weight, minimum=0.0)
     if self.sgld_noise and not self.sample_every:
       raise ValueError("`sgld_noise` > 0 needs `sample_every` >= 1 (the posterior mean is the result of SGLD).")
     return self
@@ -150,6 +152,8 @@ class TaskPreset:
     options = dict(learning_rate=self.learning_rate, reg_noise_std=self.reg_noise_std, ema_decay=self.ema_decay,
                    guard_every=self.guard_every, input_kind="noise" if self.input_kind == "image" else self.input_kind,
                    input_channels=self.input_channels)
+    if self.tv_weight:
+      options["tv_weight"] = self.tv_weight
     if self.loss != "mse":
       options["loss"] = _loss_fn(self.loss, self.peak)
     if self.sample_every:

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dipjax import architectures
 from dipjax import canvas as canvas_lib
 from dipjax import checkpoint as checkpoint_lib
 from dipjax import fit as fit_lib
@@ -242,7 +243,7 @@ def make_plan(key, observation, operator, config, *, seeds, clean, z, noise_sigm
   if min(image_size) < MIN_SIZE:
     raise ValueError(f"the restored image would be {image_size[1]}x{image_size[0]}; dipjax needs at least "
                      f"{MIN_SIZE}x{MIN_SIZE}.")
-  model = model if model is not None else models_lib.get_model(config.model, out_channels=channels)
+  model = model if model is not None else architectures.get_network(config.model, out_channels=channels)
   if config.input_kind == "image" and z is None:
     raise ValueError(f"config {config.task!r} uses an image as the network input (input_kind='image'); pass it as `z`.")
   criteria = stop.criteria(noise_sigma)

@@ -15,7 +15,7 @@ from absl import flags
 
 import jax
 
-from dipjax import image_io, presets as presets_lib, restoration as restore_lib, stopping, validation
+from dipjax import architectures, image_io, presets as presets_lib, restoration as restore_lib, stopping, validation
 
 FLAGS = flags.FLAGS
 
@@ -36,17 +36,21 @@ def define_images(*, mask: bool = False, flash: bool = False, observed: str = "t
 
 
 def define_fit(*, seeds_default: int = 1) -> None:
-  """--preset, --steps, --lr, --reg_noise_std, --seeds, --seed, --out_dir."""
+  """--preset, --net, --steps, --lr, --reg_noise_std, --tv_weight, --seeds, --seed, --out_dir."""
   flags.DEFINE_string("preset", None, "Task preset (dipjax.presets); default: the first paper preset on a GPU/TPU, "
                       "'cpu' otherwise.")
+  flags.DEFINE_enum("net", None, list(architectures.NETWORKS), "Override the preset's network (a dipjax.models "
+                    "preset or a dipjax.architectures entry: unet, resnet, deep_decoder, skip_depth6, ...).")
   flags.DEFINE_integer("steps", None, "Override the preset's number of Adam steps.")
   flags.DEFINE_float("lr", None, "Override the preset's learning rate.")
   flags.DEFINE_float("reg_noise_std", None, "Override the preset's input perturbation σ_p.")
+  flags.DEFINE_float("tv_weight", None, "Add λ TV(x) of the network output to the loss (DIP-TV; the reference's "
+                     "tv_loss, a sum over pixels: try 1e-7 to 1e-5; default: the preset's, 0).")
   flags.DEFINE_integer("seeds", seeds_default, "Number of seeds fitted in one program; > 1 adds their ensemble.")
   flags.DEFINE_integer("seed", 0, "Base random seed (synthetic corruption and fits).")
   flags.DEFINE_string("out_dir", None, "Output folder.")
   _rules(steps=_positive, lr=_finite(minimum=0.0, inclusive=False), reg_noise_std=_finite(minimum=0.0),
-         seeds=_positive, seed=_non_negative)
+         tv_weight=_finite(minimum=0.0), seeds=_positive, seed=_non_negative)
 
 
 def define_run() -> None:
@@ -199,7 +203,8 @@ def blur_overrides() -> dict:
 def preset(task: str, default: str | None = None, **overrides) -> tuple[str, presets_lib.TaskPreset]:
   """``--preset`` (default ``default``, or the backend's) with the fit flags and ``overrides`` applied."""
   name = FLAGS.preset or default or presets_lib.default_name(task, jax.default_backend())
-  fields = dict(steps=FLAGS.steps, learning_rate=FLAGS.lr, reg_noise_std=FLAGS.reg_noise_std, **overrides)
+  fields = dict(model=FLAGS.net, steps=FLAGS.steps, learning_rate=FLAGS.lr, reg_noise_std=FLAGS.reg_noise_std,
+                tv_weight=FLAGS.tv_weight, **overrides)
   return name, presets_lib.get(task, name, **fields)
 
 

@@ -69,8 +69,8 @@ def main():
   image = image_io.load_image(FLAGS.image) if FLAGS.image else task_main.bundled_image()
   image = tasks.centre_crop(image, FLAGS.crop)
   name = FLAGS.preset or presets.default_name("denoise", jax.default_backend())
-  config = presets.get("denoise", name, steps=FLAGS.steps or DEFAULT_STEPS, learning_rate=FLAGS.lr,
-                       reg_noise_std=FLAGS.reg_noise_std or 0.0)
+  config = presets.get("denoise", name, model=FLAGS.net, steps=FLAGS.steps or DEFAULT_STEPS, learning_rate=FLAGS.lr,
+                       reg_noise_std=FLAGS.reg_noise_std or 0.0, tv_weight=FLAGS.tv_weight)
   cli.say(f"preset {name!r} ({config.describe()}), image {image.shape[1]}x{image.shape[0]}, {FLAGS.seeds} seed(s)")
   result = impedance.impedance(tasks.keys_for_seed(FLAGS.seed)[1], image, config, seeds=FLAGS.seeds,
                                sigma=FLAGS.sigma / 255.0, thresholds=thresholds, chunk=runner.auto_chunk(),

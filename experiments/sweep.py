@@ -8,8 +8,9 @@ r"""Sweeps any task over a grid of flag values × seeds: a table and a heat map 
 are per-fit data in the scan carry, so all their combinations × all seeds are **one
 compiled program** (``dipjax.batch``); any other numeric preset field that applies
 to the task (``steps``, ``ema_decay``, ``sigma``, ``jpeg_quality``, ``factor``,
-``keep_fraction``, ``input_channels``, ``guard_every``) changes the problem or the
-program, so each of its values is a separate program. The images, preset and every
+``keep_fraction``, ``input_channels``, ``guard_every``, ``tv_weight``) changes the problem
+or the program, so each of its values is a separate program; so does ``net`` (the
+network, by name: ``--grid=net=default,skip_depth2,unet,resnet``). The images, preset and every
 other flag are those of the task's own entry point (``--image``, ``--clean``,
 ``--mask``, ``--flash``, ``--preset``, ``--crop``, ``--seeds``, ...); a corruption setting
 is swept (or fixed to one value) with ``--grid``; ground truth is needed (``--clean``, or
@@ -54,7 +55,19 @@ flags.DEFINE_enum("metric", "output", ["output", "ema", "ensemble", "best"], "Wh
 BUNDLED = {"denoise": "astronaut", "deblock": "coffee", "super_resolution": "chelsea", "inpaint": "astronaut",
            "restore": "camera", "flash_no_flash": "coffee"}  # as the task entry points
 IN_PROGRAM = {"lr": "learning_rate", "reg_noise_std": "reg_noise_std"}
-OUTER = ("steps", "ema_decay", "sigma", "jpeg_quality", "factor", "keep_fraction", "input_channels", "guard_every")
+OUTER = ("steps", "ema_decay", "sigma", "jpeg_quality", "factor", "keep_fraction", "input_channels", "guard_every",
+         "tv_weight", "net")
+FIELD = {"net": "model"}  # the preset field of a --grid axis named differently
+
+
+def value_text(value) -> str:
+  """A grid value as written in the log and the table: a number in %g, a name as it is."""
+  return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def same_value(a, b) -> bool:
+  """Grid values are equal: numbers within float tolerance, names exactly."""
+  return a == b if isinstance(a, str) or isinstance(b, str) else bool(np.isclose(a, b))
 
 
 def parse_grid(specs: list[str], preset: presets_lib.TaskPreset) -> list[tuple[str, list]]:
@@ -67,13 +80,15 @@ def parse_grid(specs: list[str], preset: presets_lib.TaskPreset) -> list[tuple[s
       raise ValueError(f"--grid={spec!r}: write NAME=V1,V2,... (e.g. --grid=lr=0.003,0.01).")
     if name not in IN_PROGRAM and name not in OUTER:
       raise ValueError(f"--grid axis {name!r} is not sweepable; use one of {list(IN_PROGRAM) + list(OUTER)}.")
-    if name in OUTER and getattr(preset, name) is None:
+    field = FIELD.get(name, name)
+    if name in OUTER and getattr(preset, field) is None:
       raise ValueError(f"--grid axis {name!r} does not apply to {preset.task}.")
     if name in [a for a, _ in axes]:
       raise ValueError(f"--grid axis {name!r} is given twice.")
-    kind = int if name in OUTER and isinstance(getattr(preset, name), int) else float
+    current = getattr(preset, field) if name in OUTER else 0.0
+    kind = str if isinstance(current, str) else int if isinstance(current, int) else float
     try:
-      parsed = [kind(v) for v in values.split(",")]
+      parsed = [kind(v.strip()) for v in values.split(",")]
     except ValueError:
       raise ValueError(f"--grid={spec!r}: the values of {name} must be {kind.__name__}s.") from None
     if len(set(parsed)) != len(parsed):
@@ -96,13 +111,13 @@ def run_sweep(task: str, preset: presets_lib.TaskPreset, images: dict, axes: lis
   rows = []
   for combo in itertools.product(*[v for _, v in outer]) if outer else [()]:
     point = dict(zip([n for n, _ in outer], combo))
-    p = dataclasses.replace(preset, **point).validate()
+    p = dataclasses.replace(preset, **{FIELD.get(k, k): v for k, v in point.items()}).validate()
     problem = tasks.make_problem(corruption_key, task, p, **images)
     if problem.clean is None:
       raise ValueError("the sweep scores every grid point against the ground truth; pass --clean (or no image, for "
                        "the bundled one).")
     if point:
-      log(f"{', '.join(f'{k}={v}' for k, v in point.items())}:")
+      log(f"{', '.join(f'{k}={value_text(v)}' for k, v in point.items())}:")
     fitted = batch.fit_problems(p, [problem], key=fit_key, seeds=seeds, hyper=hyper or None, max_batch=max_batch,
                                 chunk=chunk or runner.auto_chunk(), log=log)[0]
     item = reproduce.Item(name=task, problem=problem, published={})
@@ -116,7 +131,7 @@ def run_sweep(task: str, preset: presets_lib.TaskPreset, images: dict, axes: lis
       row["point"] = values
       row["wall_s"] = fitted.wall_s / n_v
       rows.append(row)
-      log(f"  {', '.join(f'{k}={v:g}' for k, v in values.items())}: output {row['single_mean']:.2f} ± "
+      log(f"  {', '.join(f'{k}={value_text(v)}' for k, v in values.items())}: output {row['single_mean']:.2f} ± "
           f"{row['single_sd']:.2f}, EMA {row['ema_mean']:.2f}, best {np.mean(row['best_psnr_curve']):.2f} dB")
   return dict(rows=rows, axes=[[n, v] for n, v in axes])
 
@@ -136,8 +151,8 @@ def heat_values(result: dict, x: str, y: str, metric: str) -> tuple[list, list, 
   grid = np.full((len(ys), len(xs)), np.nan)
   for j, yv in enumerate(ys):
     for i, xv in enumerate(xs):
-      vals = [METRIC[metric](r) for r in result["rows"] if np.isclose(r["point"][x], xv) and
-              (y is None or np.isclose(r["point"][y], yv))]
+      vals = [METRIC[metric](r) for r in result["rows"] if same_value(r["point"][x], xv) and
+              (y is None or same_value(r["point"][y], yv))]
       grid[j, i] = np.mean(vals) if vals else np.nan
   return xs, ys, grid
 
@@ -151,7 +166,7 @@ def markdown(result: dict) -> str:
   head = names + ["output (mean ± sd)", "EMA", f"ensemble of {seeds}", "best (oracle)", "best step"]
   lines += ["| " + " | ".join(head) + " |", "|---" * len(names) + "|---:" * 5 + "|"]
   for r in result["rows"]:
-    cells = [f"{r['point'][n]:g}" for n in names]
+    cells = [value_text(r['point'][n]) for n in names]
     cells += [f"{r['single_mean']:.2f} ± {r['single_sd']:.2f}", f"{r['ema_mean']:.2f}", f"{METRIC['ensemble'](r):.2f}",
               f"{np.mean(r['best_psnr_curve']):.2f}", f"{int(np.median(r['best_step']))}"]
     lines.append("| " + " | ".join(cells) + " |")
