@@ -36,7 +36,6 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dipjax import conv as conv_lib
 from dipjax import layers
@@ -51,121 +50,10 @@ UNET_UPSAMPLE_MODES = ("deconv", "nearest", "bilinear")
 # ---------------------------------------------------------------------------
 
 
-def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax.Array:
-  r"""2x transposed convolution, as ``torch.nn.ConvTranspose2d(C_in, C_out, 4, stride=2, padding=1)``.
-
-  .. math::
-     y[p, q, o] = b[o] + \sum_{h, w, i, j, c:\ 2h + i - 1 = p,\ 2w + j - 1 = q} x[h, w, c]\, K[i, j, o, c]
-
-  computed as a stride-1 :func:`dipjax.conv.conv2d` (matmuls, hand-written VJP) of the
-  zero-stuffed input (one zero between pixels), zero-padded by ``k - 1 - padding = 2``,
-  with the spatially flipped kernel: ``(H, W) -> (2H, 2W)``.
-
-  Args:
-    x: ``(H, W, C_in)`` array.
-    kernel: ``(4, 4, C_out, C_in)`` array, ``kernel[i, j, o, c] = torch_weight[c, o, i, j]``
-      (this layout makes ``prod(shape[:-1]) = 16 C_out`` the fan-in PyTorch uses for
-      the init of a transposed conv).
-    bias: optional ``(C_out,)`` array.
-
-  Returns:
-    ``(2H, 2W, C_out)`` array.
-
-  Example:
-    >>> import jax.numpy as jnp
-    >>> conv_transpose2x(jnp.ones((3, 5, 2)), jnp.ones((4, 4, 7, 2))).shape
-    (6, 10, 7)
-  """
-  if x.ndim != 3:
-    raise ValueError(f"conv_transpose2x: `x` must be (H, W, C_in), got shape {x.shape}.")
-  if kernel.ndim != 4 or kernel.shape[:2] != (4, 4) or kernel.shape[3] != x.shape[2]:
-    raise ValueError(f"conv_transpose2x: `kernel` must be (4, 4, C_out, {x.shape[2]}), got shape {kernel.shape}.")
-  zero = jnp.zeros((), x.dtype)
-  stuffed = jax.lax.pad(x, zero, ((2, 2, 1), (2, 2, 1), (0, 0, 0)))
-  flipped = jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
-  return conv_lib.conv2d(stuffed, flipped, bias=bias)
-
-
-def _bicubic_weights(n: int, phase: int) -> np.ndarray:
-  """(n, 4) Keys (a = -0.5) weights of taps ``i-2..i+1`` (phase 0) or ``i-1..i+2`` (phase 1), renormalised."""
-  offsets = np.arange(4) - (2 if phase == 0 else 1)
-  centre = -0.25 if phase == 0 else 0.25
-  d = np.abs(offsets - centre)
-  a = -0.5
-  w = np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1, a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a)
-  pos = np.arange(n)[:, None] + offsets[None, :]
-  w = np.where((pos >= 0) & (pos < n), w[None, :], 0.0)
-  return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _bicubic_axis(x: jax.Array, axis: int) -> jax.Array:
-  n = x.shape[axis]
-  pads = [(0, 0)] * x.ndim
-  pads[axis] = (2, 2)
-  xp = jnp.pad(x, pads, mode="edge")  # values at the pads get weight 0
-  phases = []
-  for phase in (0, 1):
-    w = _bicubic_weights(n, phase)
-    first = 0 if phase == 0 else 1
-    acc = None
-    for t in range(4):
-      shape = [1] * x.ndim
-      shape[axis] = n
-      tap = jax.lax.slice_in_dim(xp, first + t, first + t + n, axis=axis) * jnp.asarray(w[:, t]).reshape(shape)
-      acc = tap if acc is None else acc + tap
-    phases.append(acc)
-  out = jnp.stack(phases, axis=axis + 1)
-  shape = list(x.shape)
-  shape[axis] = 2 * n
-  return out.reshape(shape)
-
-
-def upsample2x_bicubic(x: jax.Array) -> jax.Array:
-  r"""2x bicubic upsampling of an ``(H, W, C)`` map, equal to ``jax.image.resize(x, (2H, 2W, C), 'bicubic')``.
-
-  Keys' cubic kernel with ``a = -0.5`` (as ``jax.image`` and PIL; PyTorch's
-  ``F.interpolate(mode='bicubic')`` uses ``a = -0.75`` and clamps indices instead, so it
-  differs), half-pixel centres: output pixel ``2i + r`` samples the input at
-  ``i - 1/4`` (``r = 0``) or ``i + 1/4`` (``r = 1``) with the four taps
-
-  .. math:: y[2i] = -0.0234\,x[i-2] + 0.2266\,x[i-1] + 0.8672\,x[i] - 0.0703\,x[i+1]
-
-  (mirrored for ``r = 1``); near the border taps outside the image are dropped and the
-  remaining weights renormalised to sum 1, exactly as ``jax.image.scale_and_translate``.
-  Separable: rows, then columns; cost ``O(HWC)`` (static slices, no gathers).
-
-  Args:
-    x: ``(H, W, C)`` array.
-
-  Returns:
-    ``(2H, 2W, C)`` array.
-
-  Example:
-    >>> import jax.numpy as jnp
-    >>> upsample2x_bicubic(jnp.ones((4, 3, 2))).shape
-    (8, 6, 2)
-  """
-  if x.ndim != 3:
-    raise ValueError(f"upsample2x_bicubic: `x` must be (H, W, C), got shape {x.shape}.")
-  return _bicubic_axis(_bicubic_axis(x, 0), 1)
-
-
-class ConvTranspose(nn.Module):
-  """Learned 2x upsampling ``ConvTranspose2d(C_in, features, 4, stride=2, padding=1)``: ``(H, W) -> (2H, 2W)``.
-
-  Kernel ``(4, 4, features, C_in)`` and bias drawn from PyTorch's default
-  ``U(-1/sqrt(16 features), 1/sqrt(16 features))`` (its fan-in of a transposed conv).
-  """
-
-  features: int  # C_out
-  use_bias: bool = True
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    fan_in = 16 * self.features
-    kernel = self.param("kernel", layers.torch_uniform_init(fan_in), (4, 4, self.features, x.shape[-1]))
-    bias = self.param("bias", layers.torch_uniform_init(fan_in), (self.features,)) if self.use_bias else None
-    return conv_transpose2x(x, kernel, bias)
+# Moved to dipjax.layers (SkipNet uses them too); kept here under their old names.
+conv_transpose2x = layers.conv_transpose2x
+upsample2x_bicubic = layers.upsample2x_bicubic
+ConvTranspose = layers.ConvTranspose
 
 
 def instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
@@ -173,6 +61,16 @@ def instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   mean = jnp.mean(x, axis=(0, 1), keepdims=True)
   centred = x - mean
   return centred * jax.lax.rsqrt(jnp.mean(jnp.square(centred), axis=(0, 1), keepdims=True) + eps)
+
+
+def _conv(module: nn.Module, *args, **kwargs) -> layers.Conv:
+  """A :class:`dipjax.layers.Conv` with ``module``'s ``precision`` and ``conv_impl``."""
+  return layers.Conv(*args, precision=module.precision, conv_impl=module.conv_impl, **kwargs)
+
+
+def _check_numerics(module: nn.Module) -> None:
+  conv_lib.check_precision(module.precision)
+  conv_lib.resolve_impl(module.conv_impl)
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -225,6 +123,8 @@ class UNet(nn.Module):
   need_sigmoid: bool = True
   use_bias: bool = True
   bn_scale_init: str = "ones"
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property
   def num_downs(self) -> int:
@@ -254,6 +154,7 @@ class UNet(nn.Module):
     _check_choice("padding", self.padding, layers.PADDINGS)
     _check_choice("norm", self.norm, NORMS)
     _check_choice("bn_scale_init", self.bn_scale_init, layers.BN_SCALE_INITS)
+    _check_numerics(self)
     if self.more_layers < 0:
       raise ValueError(f"`more_layers` must be >= 0, got {self.more_layers!r}.")
     if self.feature_scale < 1 or min(self.filters) < 1:
@@ -265,7 +166,7 @@ class UNet(nn.Module):
     """``unetConv2``: two ``conv3x3 -> [norm] -> ReLU``."""
     use_norm = norm and self.norm != "none"
     for j in range(2):
-      x = layers.Conv(features, 3, use_bias=self.use_bias, padding=self.padding, bias_cancelled=use_norm,
+      x = _conv(self, features, 3, use_bias=self.use_bias, padding=self.padding, bias_cancelled=use_norm,
                       name=f"{name}_conv{j}")(x)
       if use_norm and self.norm == "bn":
         x = layers.BatchNorm(scale_init=self.bn_scale_init, name=f"{name}_bn{j}")(x)
@@ -277,10 +178,10 @@ class UNet(nn.Module):
   def _up(self, x: jax.Array, skip: jax.Array, features: int, name: str) -> jax.Array:
     """``unetUp``: upsample to ``features`` channels, concat ``[up, skip]``, ``unetConv2`` without norm."""
     if self.upsample == "deconv":
-      x = ConvTranspose(features, name=f"{name}_deconv")(x)
+      x = ConvTranspose(features, precision=self.precision, conv_impl=self.conv_impl, name=f"{name}_deconv")(x)
     else:
       x = layers.upsample2x(x, self.upsample)
-      x = layers.Conv(features, 3, use_bias=self.use_bias, padding=self.padding, name=f"{name}_upconv")(x)
+      x = _conv(self, features, 3, use_bias=self.use_bias, padding=self.padding, name=f"{name}_upconv")(x)
     return self._block(layers.concat_centre_crop([x, skip]), features, name, norm=False)
 
   @nn.compact
@@ -304,7 +205,7 @@ class UNet(nn.Module):
       x = self._up(x, feats[4 + j], f[4], f"more_up{j}")
     for i in (4, 3, 2, 1):
       x = self._up(x, feats[i - 1], f[i - 1], f"up{i}")
-    out = layers.Conv(self.out_channels, 1, use_bias=self.use_bias, padding=self.padding, name="final")(x)
+    out = _conv(self, self.out_channels, 1, use_bias=self.use_bias, padding=self.padding, name="final")(x)
     return jax.nn.sigmoid(out) if self.need_sigmoid else out
 
 
@@ -334,6 +235,8 @@ class ResNet(nn.Module):
   padding: str = "reflect"  # of the first and last conv (the blocks zero-pad, as the reference)
   need_sigmoid: bool = True
   bn_scale_init: str = "ones"
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property
   def min_size(self) -> int:
@@ -353,6 +256,7 @@ class ResNet(nn.Module):
   def __call__(self, z: jax.Array) -> jax.Array:
     _check_input(z, self.min_size, self.size_multiple, "ResNet")
     _check_choice("activation", self.activation, layers.ACTIVATIONS)
+    _check_numerics(self)
     _check_choice("padding", self.padding, layers.PADDINGS)
     if self.num_blocks < 0 or self.num_channels < 1:
       raise ValueError(f"`num_blocks` must be >= 0 and `num_channels` >= 1, got {self.num_blocks!r}, "
@@ -360,16 +264,16 @@ class ResNet(nn.Module):
     c = self.num_channels
     act = functools.partial(layers.activation, kind=self.activation)
     bn = functools.partial(layers.BatchNorm, scale_init=self.bn_scale_init)
-    x = act(layers.Conv(c, 3, padding=self.padding, name="first_conv")(z))
+    x = act(_conv(self, c, 3, padding=self.padding, name="first_conv")(z))
     for b in range(self.num_blocks):
-      y = layers.Conv(c, 3, use_bias=False, padding="zero", name=f"block{b}_conv0")(x)
+      y = _conv(self, c, 3, use_bias=False, padding="zero", name=f"block{b}_conv0")(x)
       y = act(bn(name=f"block{b}_bn0")(y))
-      y = layers.Conv(c, 3, use_bias=False, padding="zero", name=f"block{b}_conv1")(y)
+      y = _conv(self, c, 3, use_bias=False, padding="zero", name=f"block{b}_conv1")(y)
       y = bn(name=f"block{b}_bn1")(y)
       x = x + y if self.need_residual else y
-    x = layers.Conv(c, 3, padding="zero", bias_cancelled=True, name="last_conv")(x)
+    x = _conv(self, c, 3, padding="zero", bias_cancelled=True, name="last_conv")(x)
     x = bn(name="last_bn")(x)
-    out = layers.Conv(self.out_channels, 3, padding=self.padding, name="out_conv")(x)
+    out = _conv(self, self.out_channels, 3, padding=self.padding, name="out_conv")(x)
     return jax.nn.sigmoid(out) if self.need_sigmoid else out
 
 
@@ -400,6 +304,8 @@ class DeepDecoder(nn.Module):
   upsample: str = "bilinear"  # 'bilinear' | 'nearest'
   need_sigmoid: bool = True
   bn_scale_init: str = "ones"
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property
   def factor(self) -> int:
@@ -439,14 +345,33 @@ class DeepDecoder(nn.Module):
     if self.num_layers < 1 or self.channels < 1:
       raise ValueError(f"`num_layers` and `channels` must be >= 1, got {self.num_layers!r}, {self.channels!r}.")
     _check_choice("upsample", self.upsample, layers.UPSAMPLE_MODES)
+    _check_numerics(self)
     x = z
     for i in range(self.num_layers):
-      x = layers.Conv(self.channels, 1, use_bias=False, name=f"conv{i}")(x)
+      x = _conv(self, self.channels, 1, use_bias=False, name=f"conv{i}")(x)
       if i < self.num_layers - 1:
         x = layers.upsample2x(x, self.upsample)
       x = layers.BatchNorm(scale_init=self.bn_scale_init, name=f"bn{i}")(jax.nn.relu(x))
-    out = layers.Conv(self.out_channels, 1, use_bias=False, name="out_conv")(x)
+    out = _conv(self, self.out_channels, 1, use_bias=False, name="out_conv")(x)
     return jax.nn.sigmoid(out) if self.need_sigmoid else out
+
+
+class Pixels(nn.Module):
+  """The identity ``f(z) = z``, no parameters: fitted with ``optimize_input=True`` the pixels are the variables.
+
+  The "no prior" baseline of the prior-effect study and the "TV only" prior of feature
+  inversion / activation maximisation (add ``tv_weight`` to the fit for the TV prior).
+
+  Example:
+    >>> import dipjax
+    >>> loop = dipjax.make_fit_loop(Pixels(), optimize_input=True, input_channels=3)
+    >>> loop.init(jax.random.key(0), (8, 8)).params.shape  # the 8 x 8 x 3 pixels, nothing else
+    (192,)
+  """
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    return z
 
 
 def input_shape(model: nn.Module, height: int, width: int, channels: int = 32) -> tuple[int, int, int]:
@@ -527,6 +452,16 @@ def skip_noskip(**overrides) -> models.SkipNet:
   return models.SkipNet(**{**cfg, **overrides})
 
 
+def skip_deconv(**overrides) -> models.SkipNet:
+  """The default net (128 x 5, skips 4) with learned transposed-conv (4/2/1) instead of bilinear upsampling."""
+  return models.skip_default(**{"upsample": "deconv", **overrides})
+
+
+def skip_bicubic(**overrides) -> models.SkipNet:
+  """The default net (128 x 5, skips 4) with bicubic instead of bilinear upsampling."""
+  return models.skip_default(**{"upsample": "bicubic", **overrides})
+
+
 def skip_feature_inversion(**overrides) -> models.SkipNet:
   """AlexNet inversion net (§2.6): 6 levels, k [7,7,5,5,3,3], ns 4, avg, nearest, zero pad (2,606,763 at C_in 32)."""
   k = (7, 7, 5, 5, 3, 3)
@@ -553,6 +488,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "skip_depth4": skip_depth4,
     "skip_depth6": skip_depth6,
     "skip_noskip": skip_noskip,
+    "skip_deconv": skip_deconv,
+    "skip_bicubic": skip_bicubic,
     "skip_feature_inversion": skip_feature_inversion,
     "skip_activation_max": skip_activation_max,
 }

@@ -339,7 +339,8 @@ def fit_problems(config, problems: Sequence, *, key: jax.Array, seeds: int, hype
   fitted: list = [None] * len(problems)
   for members in groups.values():
     first = problems[members[0]]
-    model = architectures.get_network(config.model, out_channels=first.observation.shape[-1])
+    model = architectures.get_network(config.model, out_channels=first.observation.shape[-1],
+                                      precision=config.precision, conv_impl=config.conv_impl)
     canvas = canvas_lib.canvas_for(model, tuple(first.image_size))
     crop = operators_lib.Crop(top=canvas.top, left=canvas.left, height=canvas.image_height, width=canvas.image_width)
     grid = make_grid_fit(model, num_steps=config.steps, **config.fit_options())

@@ -297,7 +297,7 @@ _cached_loop_of = functools.lru_cache(maxsize=256)(_loop_of)
 def _trainable_shapes(model: nn.Module, optimize_input: bool, z_shape: tuple) -> dict:
   """``{'net': params, ['z': input]}`` as ``ShapeDtypeStruct`` s: the tree that ``state.params`` ravels."""
   z = jax.ShapeDtypeStruct(z_shape, jnp.float32)
-  tree = {"net": jax.eval_shape(model.init, jax.random.key(0), z)["params"]}
+  tree = {"net": jax.eval_shape(model.init, jax.random.key(0), z).get("params", {})}  # {}: no parameters
   if optimize_input:
     tree["z"] = z
   return tree
@@ -355,7 +355,7 @@ def init_state(spec: LoopSpec, key: jax.Array, out_shape: tuple[int, int], *, z:
   try:  # one random draw for all leaves (fast to compile) for networks built from dipjax layers
     net_params = models_lib.init_params(init_key, spec.model, z)
   except models_lib.UnknownParameterError:  # any other Linen module: its own initialisers
-    net_params = spec.model.init(init_key, z)["params"]
+    net_params = spec.model.init(init_key, z).get("params", {})
   tree = {"net": net_params}
   if spec.optimize_input:
     tree["z"] = z

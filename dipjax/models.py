@@ -35,9 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dipjax import conv as conv_lib
 from dipjax import layers
 
 IntOrSeq = Union[int, Sequence[int]]
+UPSAMPLE_MODES = layers.UPSAMPLE_MODES + ("deconv",)  # SkipNet's 2x upsampling choices
 StrOrSeq = Union[str, Sequence[str]]
 
 
@@ -61,13 +63,15 @@ class SkipNet(nn.Module):
   kernel_size_up: IntOrSeq = 3  # ku: decoder kernel size, scalar or per level
   kernel_size_skip: int = 1  # k_skip
   downsample: StrOrSeq = "stride"  # 'stride' | 'avg' | 'max' | 'lanczos2' | 'lanczos3', per level
-  upsample: StrOrSeq = "nearest"  # 'nearest' | 'bilinear', per level
+  upsample: StrOrSeq = "nearest"  # 'nearest' | 'bilinear' | 'bicubic' | 'deconv' (learned 4/2/1 transposed conv)
   padding: str = "reflect"  # 'reflect' | 'zero' (the reference's default is 'zero'; notebooks use reflection)
   activation: str = "leaky_relu"  # 'leaky_relu' (0.2) | 'swish' | 'elu' | 'none'
   need_1x1_up: bool = True  # extra 1x1 conv + BN + act at the end of each decoder level
   need_sigmoid: bool = True  # sigmoid on the output
   use_bias: bool = True  # biases in the convolutions (the last 1x1 conv as well)
   bn_scale_init: str = "ones"  # BatchNorm scale init: 'ones' (modern PyTorch) | 'uniform' U(0,1) (paper-era)
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property
   def num_levels(self) -> int:
@@ -88,14 +92,16 @@ class SkipNet(nn.Module):
       if m not in layers.DOWNSAMPLE_MODES:
         raise ValueError(f"`downsample` must be one of {layers.DOWNSAMPLE_MODES}, got {m!r}.")
     for m in _per_level(self.upsample, n, "upsample"):
-      if m not in layers.UPSAMPLE_MODES:
-        raise ValueError(f"`upsample` must be one of {layers.UPSAMPLE_MODES}, got {m!r}.")
+      if m not in UPSAMPLE_MODES:
+        raise ValueError(f"`upsample` must be one of {UPSAMPLE_MODES}, got {m!r}.")
     if self.padding not in layers.PADDINGS:
       raise ValueError(f"`padding` must be one of {layers.PADDINGS}, got {self.padding!r}.")
     if self.activation not in layers.ACTIVATIONS:
       raise ValueError(f"`activation` must be one of {layers.ACTIVATIONS}, got {self.activation!r}.")
     if self.bn_scale_init not in layers.BN_SCALE_INITS:
       raise ValueError(f"`bn_scale_init` must be one of {layers.BN_SCALE_INITS}, got {self.bn_scale_init!r}.")
+    conv_lib.check_precision(self.precision)
+    conv_lib.resolve_impl(self.conv_impl)
 
   @property
   def min_size(self) -> int:
@@ -124,7 +130,8 @@ class SkipNet(nn.Module):
     down = _per_level(self.downsample, n, "downsample")
     up = _per_level(self.upsample, n, "upsample")
     # Every conv except the output one is followed by BatchNorm, which cancels its bias.
-    conv = functools.partial(layers.Conv, use_bias=self.use_bias, padding=self.padding, bias_cancelled=True)
+    conv = functools.partial(layers.Conv, use_bias=self.use_bias, padding=self.padding, bias_cancelled=True,
+                             precision=self.precision, conv_impl=self.conv_impl)
     bn = functools.partial(layers.BatchNorm, scale_init=self.bn_scale_init)
     act = functools.partial(layers.activation, kind=self.activation)
 
@@ -142,7 +149,11 @@ class SkipNet(nn.Module):
       d = act(bn(name=f"down{i}_bn1")(d))
       if i < n - 1:
         d = level(i + 1, d)
-      d = layers.upsample2x(d, up[i])
+      if up[i] == "deconv":  # ConvTranspose2d(C, C, 4, stride=2, padding=1): learned, its bias cancelled by BN
+        d = layers.ConvTranspose(d.shape[-1], precision=self.precision, conv_impl=self.conv_impl,
+                                 name=f"up{i}_deconv")(d)
+      else:
+        d = layers.upsample2x(d, up[i])
       if skip is not None:
         d = layers.concat_centre_crop([skip, d])
       d = bn(name=f"up{i}_bn_cat")(d)
@@ -180,7 +191,7 @@ def init_params(key: jax.Array, model: nn.Module, z: jax.Array):
   Returns:
     The ``params`` pytree, structured as ``model.init(key, z)["params"]``.
   """
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(z.shape, jnp.float32))["params"]
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(z.shape, jnp.float32)).get("params", {})
   leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
   total = sum(int(np.prod(leaf.shape)) for _, leaf in leaves)
   u = jax.random.uniform(key, (total,), jnp.float32, -1.0, 1.0)

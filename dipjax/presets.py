@@ -32,7 +32,7 @@ import dataclasses
 import functools
 from typing import Optional
 
-from dipjax import architectures, downsampler, fit, losses, validation
+from dipjax import architectures, conv, downsampler, fit, losses, validation
 
 TASKS = ("denoise", "deblock", "super_resolution", "inpaint", "restore", "flash_no_flash", "deblur")
 NOISE_MODELS = ("gaussian", "poisson", "impulse", "speckle")  # dipjax.noise
@@ -79,6 +79,8 @@ class TaskPreset:
   burn_in: int = 0  # posterior: steps before the first sample
   sample_every: int = 0  # posterior: a sample every this many steps after burn-in (0: no posterior)
   tv_weight: float = 0.0  # λ of a total-variation term λ TV(x) on the network output (DIP-TV; 0: none)
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation; dipjax.conv)
+  conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv.CONV_IMPLS)
   note: str = ""  # where the values come from
 
   def validate(self) -> "TaskPreset":
@@ -113,6 +115,8 @@ class TaskPreset:
     validation.non_negative_int("burn_in", self.burn_in)
     validation.non_negative_int("sample_every", self.sample_every)
     validation.finite("tv_weight", self.tv_weight, minimum=0.0)
+    validation.one_of("precision", self.precision, conv.PRECISIONS)
+    validation.one_of("conv_impl", self.conv_impl, conv.CONV_IMPLS)
     if self.sgld_noise and not self.sample_every:
       raise ValueError("`sgld_noise` > 0 needs `sample_every` >= 1 (the posterior mean is the result of SGLD).")
     return self

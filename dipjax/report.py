@@ -231,6 +231,9 @@ def summary_lines(metrics: dict) -> list:
                  f"Pearson r(std, |error|) {u['pearson_r_with_abs_error']:.2f}")
   if "psnr_y" in summary:
     lines.append("PSNR Y channel (paper protocol): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["psnr_y"].items()))
+  if "precision" in metrics:
+    lines.append(f"convolutions: {metrics['precision']} arithmetic, {metrics.get('conv_impl')} path "
+                 f"({metrics.get('backend')})")
   stopping = summary["stopping"]
   for name, entry in stopping.items():
     if name in ("primary", "psnr_kind"):

@@ -45,6 +45,7 @@ import numpy as np
 from dipjax import architectures
 from dipjax import canvas as canvas_lib
 from dipjax import checkpoint as checkpoint_lib
+from dipjax import conv as conv_lib
 from dipjax import fit as fit_lib
 from dipjax import memory as memory_lib
 from dipjax import models as models_lib
@@ -243,7 +244,9 @@ def make_plan(key, observation, operator, config, *, seeds, clean, z, noise_sigm
   if min(image_size) < MIN_SIZE:
     raise ValueError(f"the restored image would be {image_size[1]}x{image_size[0]}; dipjax needs at least "
                      f"{MIN_SIZE}x{MIN_SIZE}.")
-  model = model if model is not None else architectures.get_network(config.model, out_channels=channels)
+  model = model if model is not None else architectures.get_network(config.model, out_channels=channels,
+                                                                    precision=config.precision,
+                                                                    conv_impl=config.conv_impl)
   if config.input_kind == "image" and z is None:
     raise ValueError(f"config {config.task!r} uses an image as the network input (input_kind='image'); pass it as `z`.")
   criteria = stop.criteria(noise_sigma)
@@ -409,7 +412,9 @@ def collect(plan: Plan, state, curves, done: int, ended, snapshots: dict, info: 
               num_rollbacks=np.asarray(state.num_rollbacks).tolist(),
               model_params=models_lib.count_params(plan.loop.unravel(jax.tree_util.tree_map(lambda a: a[0],
                                                                                               state))["net"]),
-              model=type(model).__name__, device=str(jax.devices()[0].device_kind), backend=jax.default_backend())
+              model=type(model).__name__, device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
+              precision=getattr(model, "precision", "float32"),
+              conv_impl=conv_lib.resolve_impl(getattr(model, "conv_impl", "auto")))
   posterior = _posterior(plan, state)
   return Restoration(output=outputs, ema=emas, stopped=detected[plan.primary], ensemble=outputs.mean(axis=0),
                      ensemble_ema=emas.mean(axis=0), ensemble_std=outputs.std(axis=0), **posterior,

@@ -15,7 +15,7 @@ from absl import flags
 
 import jax
 
-from dipjax import architectures, image_io, presets as presets_lib, restoration as restore_lib, stopping, validation
+from dipjax import architectures, conv as conv_lib, image_io, presets as presets_lib, restoration as restore_lib, stopping, validation
 
 FLAGS = flags.FLAGS
 
@@ -36,7 +36,7 @@ def define_images(*, mask: bool = False, flash: bool = False, observed: str = "t
 
 
 def define_fit(*, seeds_default: int = 1) -> None:
-  """--preset, --net, --steps, --lr, --reg_noise_std, --tv_weight, --seeds, --seed, --out_dir."""
+  """--preset, --net, --steps, --lr, --reg_noise_std, --tv_weight, --precision, --conv_impl, --seeds, --seed, --out_dir."""
   flags.DEFINE_string("preset", None, "Task preset (dipjax.presets); default: the first paper preset on a GPU/TPU, "
                       "'cpu' otherwise.")
   flags.DEFINE_enum("net", None, list(architectures.NETWORKS), "Override the preset's network (a dipjax.models "
@@ -46,6 +46,12 @@ def define_fit(*, seeds_default: int = 1) -> None:
   flags.DEFINE_float("reg_noise_std", None, "Override the preset's input perturbation σ_p.")
   flags.DEFINE_float("tv_weight", None, "Add λ TV(x) of the network output to the loss (DIP-TV; the reference's "
                      "tv_loss, a sum over pixels: try 1e-7 to 1e-5; default: the preset's, 0).")
+  flags.DEFINE_enum("precision", None, list(conv_lib.PRECISIONS), "Convolution arithmetic: float32, or bfloat16 "
+                    "operands with float32 accumulation (parameters, optimiser, loss and outputs stay float32; "
+                    "default: the preset's, float32).")
+  flags.DEFINE_enum("conv_impl", None, list(conv_lib.CONV_IMPLS), "Convolution implementation: matmul (im2col + "
+                    "GEMM), rows (row-im2col), xla (lax.conv_general_dilated) or auto (by backend; default: the "
+                    "preset's, auto).")
   flags.DEFINE_integer("seeds", seeds_default, "Number of seeds fitted in one program; > 1 adds their ensemble.")
   flags.DEFINE_integer("seed", 0, "Base random seed (synthetic corruption and fits).")
   flags.DEFINE_string("out_dir", None, "Output folder.")
@@ -58,7 +64,8 @@ def define_run() -> None:
   flags.DEFINE_integer("chunk", 0, "Steps per compiled chunk, with a progress line after each (0: about every 20 s, "
                        "from the measured speed; the result does not depend on it).")
   flags.DEFINE_integer("save_every", 0, "Also save the output every this many steps into out_dir/steps (0: never).")
-  flags.DEFINE_bool("baselines", False, "Also run the classical baselines (scikit-image) and report them.")
+  flags.DEFINE_bool("baselines", False, "Also run the classical baselines (scikit-image; CBM3D with pip install "
+                    "bm3d) and report them.")
   flags.DEFINE_enum("stop_criterion", "emv", sorted(stopping.CRITERIA), "Early-stopping criterion (no ground truth "
                     "needed) whose detected output is saved as stopped.png; all available criteria are reported.")
   define_stopping()
@@ -93,7 +100,8 @@ def define_benchmark(*, data_help: str) -> None:
                        "protocol).")
   _rules(scale=_non_negative)
   define_batching()
-  flags.DEFINE_bool("baselines", False, "Also run and score our classical baselines (scikit-image).")
+  flags.DEFINE_bool("baselines", False, "Also run and score our classical baselines (scikit-image; CBM3D with pip "
+                    "install bm3d).")
 
 
 def define_batching() -> None:
@@ -204,7 +212,7 @@ def preset(task: str, default: str | None = None, **overrides) -> tuple[str, pre
   """``--preset`` (default ``default``, or the backend's) with the fit flags and ``overrides`` applied."""
   name = FLAGS.preset or default or presets_lib.default_name(task, jax.default_backend())
   fields = dict(model=FLAGS.net, steps=FLAGS.steps, learning_rate=FLAGS.lr, reg_noise_std=FLAGS.reg_noise_std,
-                tv_weight=FLAGS.tv_weight, **overrides)
+                tv_weight=FLAGS.tv_weight, precision=FLAGS.precision, conv_impl=FLAGS.conv_impl, **overrides)
   return name, presets_lib.get(task, name, **fields)
 
 

@@ -16,7 +16,7 @@ from absl import flags
 
 import jax
 
-from dipjax import architectures, image_io, models, prior
+from dipjax import architectures, image_io, prior
 from experiments import cli, flag_groups
 
 FLAGS = flags.FLAGS
@@ -29,13 +29,10 @@ flags.DEFINE_string("out_dir", None, "Output folder (default runs/prior_samples)
 
 
 def build(name: str):
-  """A skip-net preset or an architecture by name (one-line error for an unknown one)."""
-  if name in models.PRESETS:
-    return models.get_model(name)
-  if name in architectures.ARCHITECTURES:
-    return architectures.get_architecture(name)
-  raise ValueError(f"--nets: unknown architecture {name!r}; choose from "
-                   f"{sorted(set(models.PRESETS) | set(architectures.ARCHITECTURES))}.")
+  """A network by name (a one-line error naming the flag for an unknown one)."""
+  if name not in architectures.NETWORKS:
+    raise ValueError(f"--nets: unknown architecture {name!r}; choose from {list(architectures.NETWORKS)}.")
+  return architectures.get_network(name)
 
 
 def main():

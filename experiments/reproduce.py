@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dipjax
-from dipjax import batch, image_io, presets as presets_lib, report, runner, tasks
+from dipjax import baselines as baselines_lib, batch, image_io, presets as presets_lib, report, runner, tasks
 from experiments import cli, flag_groups
 
 FLAGS = flags.FLAGS
@@ -210,7 +210,12 @@ def run_reproduction(spec: Spec, preset: presets_lib.TaskPreset, items: Sequence
       row["baselines"] = {}
       for name, fn in item.problem.baselines.items():
         t0 = time.perf_counter()
-        row["baselines"][name] = spec.score(np.asarray(fn(), np.float32), item.problem.clean, item.box)
+        try:
+          restored = baselines_lib.call(name, fn, sigma=item.problem.noise_sigma)
+        except baselines_lib.MissingDependency as e:
+          log(f"{item.name}: baseline {name} skipped: {e}")
+          continue
+        row["baselines"][name] = spec.score(np.asarray(restored, np.float32), item.problem.clean, item.box)
         row.setdefault("baseline_s", {})[name] = time.perf_counter() - t0
     row["size"] = list(item.problem.image_size)
     rows[item.name] = row

@@ -238,3 +238,31 @@ def test_registry_errors_and_overrides():
 
 def test_doctests():
   assert doctest.testmod(arch, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_get_network_builds_every_name_of_both_registries():
+  assert set(arch.NETWORKS) == set(models.PRESETS) | set(arch.ARCHITECTURES)
+  for name in arch.NETWORKS:
+    net = arch.get_network(name, out_channels=1)
+    assert net.out_channels == 1 and hasattr(net, "min_size"), name
+  assert arch.get_network("tiny") == models.get_model("tiny")
+  assert arch.get_network("unet", norm="bn") == arch.get_architecture("unet", norm="bn")
+  with pytest.raises(ValueError, match=r"unknown network 'vit'; choose one of \["):
+    arch.get_network("vit")
+
+
+def test_skipnet_takes_transposed_conv_and_bicubic_upsampling():
+  shape = (16, 16, 4)
+  tiny = _count(models.skip_tiny(), shape)
+  assert _count(models.skip_tiny(upsample="bicubic"), shape) == tiny  # parameter-free
+  assert _count(models.skip_tiny(upsample="deconv"), shape) - tiny == 2 * (16 * 8 * 8 + 8)  # (4,4,C,C) + bias
+  assert arch.get_network("skip_deconv").upsample == "deconv" and arch.get_network("skip_bicubic").upsample == "bicubic"
+  x = jax.random.normal(jax.random.key(0), (5, 7, 3))
+  from dipjax import layers
+  np.testing.assert_allclose(layers.upsample2x(x, "bicubic"), jax.image.resize(x, (10, 14, 3), "bicubic"), atol=1e-5)
+  net = models.skip_tiny(upsample=("deconv", "bicubic"))
+  z = jax.random.uniform(jax.random.key(1), (16, 12, 4))
+  out = jax.jit(net.apply)({"params": models.init_params(jax.random.key(2), net, z)}, z)
+  assert out.shape == (16, 12, 3) and np.isfinite(out).all()
+  with pytest.raises(ValueError, match="`upsample` must be one of"):
+    models.skip_tiny(upsample="lanczos").init(jax.random.key(0), z)

@@ -85,3 +85,61 @@ def test_no_conv_primitive_in_gradient():
 def test_bad_arguments(x_shape, k_shape, stride, match):
   with pytest.raises(ValueError, match=match):
     conv_lib.conv2d(jnp.ones(x_shape), jnp.ones(k_shape), stride=stride)
+
+
+# --- every conv path and precision (dipjax.conv.CONV_IMPLS x PRECISIONS) ----------------------------------------
+
+# bf16 operands (8 significant bits, rounding <= 2^-9 relative) with f32 accumulation: values and gradients within
+# 1e-2 of the largest reference entry (measured worst case 4.6e-3 over these shapes); float32: 1e-4.
+TOLERANCE = {"float32": 1e-4, "bfloat16": 1e-2}
+# Every kernel size with both strides, odd and even sizes alternating (stride, k, size).
+PATH_CASES = [(1, 1, (9, 9)), (2, 1, (10, 13)), (1, 3, (10, 13)), (2, 3, (9, 9)), (1, 5, (9, 9)), (2, 5, (10, 13)),
+              (1, 7, (10, 13)), (2, 7, (9, 9))]
+
+
+# (impl, precision, cases), within the 15 s test budget (~0.6 s of compile per case and path): where the paths'
+# code differs — rows at stride 1 for k = 3, 5, 7 (rows falls back to matmul for k = 1 and stride 2), matmul f32 at
+# k = 7 (k = 1, 3, 5: test_value_and_gradients_match_lax), and each path once in bf16 (xla f32 is lax.conv itself).
+# The full product of paths x precisions x PATH_CASES passed once (BUILD_NOTES, issue 11); it is one line away.
+PATH_CHECKS = [("rows", "float32", PATH_CASES[2:8:2]), ("matmul", "float32", PATH_CASES[7:]),
+               ("matmul", "bfloat16", PATH_CASES[3:4]), ("rows", "bfloat16", PATH_CASES[4:5]),
+               ("xla", "bfloat16", PATH_CASES[5:6])]
+
+
+def test_every_path_matches_lax_in_value_and_gradient():
+  """Max |ours - lax| / max |lax| of y, dx, dkernel, dbias per path, precision and case, in one jitted program."""
+  def errors():
+    out = {}
+    for stride, k, size in PATH_CASES:
+      kx, kw, kb, kc = jax.random.split(jax.random.key(stride * 100 + k), 4)
+      x, w, b = jax.random.normal(kx, size + (3,)), jax.random.normal(kw, (k, k, 3, 4)), jax.random.normal(kb, (4,))
+      ref = lambda x, w, b: reference_conv(x, w, b, stride)
+      cot = jax.random.normal(kc, ref(x, w, b).shape)
+      both = lambda f: (f(x, w, b),) + jax.grad(lambda *a: jnp.sum(f(*a) * cot), argnums=(0, 1, 2))(x, w, b)
+      want = both(ref)
+      for impl, p, cases in PATH_CHECKS:
+        if (stride, k, size) not in cases:
+          continue
+        got = both(lambda x, w, b: conv_lib.conv2d(x, w, bias=b, stride=stride, precision=p, impl=impl))
+        assert all(g.dtype == jnp.float32 and g.shape == r.shape for g, r in zip(got, want))
+        out.setdefault((impl, p), []).append(
+            jnp.max(jnp.stack([jnp.max(jnp.abs(g - r)) / jnp.max(jnp.abs(r)) for g, r in zip(got, want)])))
+    return {key: jnp.stack(v) for key, v in out.items()}
+  for (impl, precision), worst in jax.jit(errors)().items():
+    assert (np.asarray(worst) < TOLERANCE[precision]).all(), (impl, precision, worst)
+
+
+def test_conv_primitive_only_on_the_xla_path():
+  x, w = jnp.ones((10, 10, 3)), jnp.ones((3, 3, 3, 4))
+  for impl, stride in itertools.product(["matmul", "rows", "xla"], [1, 2]):
+    grad = jax.grad(lambda x, w: jnp.sum(conv_lib.conv2d(x, w, stride=stride, impl=impl)), argnums=(0, 1))
+    assert ("conv_general_dilated" in str(jax.make_jaxpr(grad)(x, w))) == (impl == "xla")
+
+
+def test_auto_picks_matmul_on_cpu_and_bad_settings_fail():
+  assert conv_lib.resolve_impl("auto", "cpu") == "matmul"
+  assert conv_lib.resolve_impl("rows", "gpu") == "rows"
+  with pytest.raises(ValueError, match="`conv_impl`"):
+    conv_lib.conv2d(jnp.ones((4, 4, 1)), jnp.ones((3, 3, 1, 1)), impl="fft")
+  with pytest.raises(ValueError, match="`precision`"):
+    conv_lib.conv2d(jnp.ones((4, 4, 1)), jnp.ones((3, 3, 1, 1)), precision="float16")

@@ -16,13 +16,17 @@ def _run(args, tmp_path):
 
 
 def test_bench_speed_smoke(tmp_path):
+  """The --suite table at 32² with the tiny net (in-process, seconds): S = 1 and 2 seeds, rows with precision and path."""
+  from cli_helpers import run_main
   out = tmp_path / "bench.json"
-  proc = _run(["experiments.bench_speed", "--sizes=", "--seed_sizes=32", "--seeds=2", "--steps=1",
-               "--repeats=1", "--torch=false", "--model=tiny", f"--out={out}"], tmp_path)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  run_main("bench_speed", ["--suite=smoke", "--seeds=1,2", "--precisions=bfloat16", "--conv_impls=rows",
+                           "--torch=false", "--time_compile=false", f"--out={out}"])
   result = json.loads(out.read_text())
-  assert len(result["single"]) == 0 and [r["seeds"] for r in result["seeds"]] == [2]
-  assert result["seeds"][0]["s_per_step"] > 0 and result["seeds"][0]["per_seed_vs_single"] > 0  # S = 1 timed too
+  assert len(result["single"]) == 0 and [r["seeds"] for r in result["seeds"]] == [1, 2]
+  for row in result["seeds"]:
+    assert (row["size"], row["precision"], row["conv_impl"]) == (32, "bfloat16", "rows")
+    assert row["s_per_step"] > 0 and row["fits_steps_per_s"] > 0
+  assert "| 32² | 1 (1) | bfloat16 | rows |" in result["table"]
 
 
 def test_bench_grid_smoke(tmp_path):

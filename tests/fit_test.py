@@ -302,3 +302,32 @@ def test_per_fit_hyper_parameters_equal_static_ones_and_vmap():
   assert not np.allclose(np.asarray(batched.params[0]), np.asarray(batched.params[1]))
   with pytest.raises(ValueError, match="takes"):
     generic.init(jax.random.key(1), (24, 24), hyper=dict(momentum=0.5))
+
+
+def test_tv_weight_adds_lambda_times_the_tv_of_the_output_to_the_objective(target):
+  from dipjax import regularizers
+  lam = 1e-3
+  plain = dipjax.make_fit_loop(one_level_net(), input_channels=4)
+  with_tv = dipjax.make_fit_loop(one_level_net(), input_channels=4, tv_weight=lam, tv_beta=0.5)
+  state = plain.init(jax.random.key(0), SIZE)
+  after_plain, m_plain, _ = plain.run(state, target, num_steps=1)
+  after, m_tv, _ = with_tv.run(state, target, num_steps=1)
+  tv = float(regularizers.tv_loss(plain.render(state), 0.5))
+  np.testing.assert_allclose(float(m_tv.loss[0]) - float(m_plain.loss[0]), lam * tv, rtol=1e-4)
+  assert not np.array_equal(np.asarray(after.params), np.asarray(after_plain.params))
+  with pytest.raises(ValueError, match="`tv_weight`"):
+    dipjax.make_fit_loop(one_level_net(), tv_weight=-1.0)
+
+
+def test_the_fit_draws_z_at_the_networks_input_size():
+  """The Deep Decoder's input is a small seed, not an image-sized tensor; a wrong `z` is refused naming both sizes."""
+  from dipjax import architectures
+  net = architectures.DeepDecoder(channels=4, num_layers=3)
+  loop = dipjax.make_fit_loop(net, input_channels=32)
+  state = loop.init(jax.random.key(0), (16, 24))
+  assert state.z.shape == (4, 6, 4)
+  target = jnp.full((16, 24, 3), 0.5)
+  state, metrics, _ = loop.run(state, target, num_steps=3)
+  assert loop.render(state).shape == (16, 24, 3) and float(metrics.loss[-1]) < float(metrics.loss[0])
+  with pytest.raises(ValueError, match=r"`z` has spatial size \(16, 24\) but this network needs \(4, 6\)"):
+    dipjax.fit.check_fit_inputs(net, target, z=jnp.zeros((16, 24, 4)))

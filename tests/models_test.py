@@ -149,7 +149,7 @@ def test_activations_run(act):
 
 @pytest.mark.parametrize("overrides,match", [
     ({"channels_up": (8, 8, 8)}, "same length"),
-    ({"upsample": "bicubic"}, "`upsample`"),
+    ({"upsample": "lanczos"}, "`upsample`"),
     ({"downsample": ("stride",)}, "one entry per level"),
     ({"padding": "edge"}, "`padding`"),
     ({"activation": "relu6"}, "`activation`"),

@@ -8,7 +8,7 @@ import pytest
 
 import dipjax
 from cli_helpers import error_of, run_main
-from dipjax import architectures, corruptions, image_io, impedance, presets, prior
+from dipjax import architecture_study, architectures, corruptions, image_io, impedance, presets, prior
 from tasks_test import save, smooth_image
 
 
@@ -99,3 +99,69 @@ def test_save_grid_stacks_rows_of_different_widths(tmp_path):
   assert grid.shape[1] == 3 * 16 + 2 * 4  # the wider row: three 16-px tiles and two gaps
   with pytest.raises(ValueError, match="2 rows and 1 label rows"):
     image_io.save_grid(str(tmp_path / "h.png"), rows, [["a"]])
+
+
+def test_architecture_study_entry_point_fits_each_network_and_writes_the_table(tmp_path):
+  """One network here (each is its own program; the library loops over them); its seeds batched, scored, pictured."""
+  out = tmp_path / "arch"
+  run_main("architecture_study", ["--preset=tiny", "--nets=tiny", "--seeds=2", "--steps=2", f"--out_dir={out}"])
+  r = json.loads((out / "results.json").read_text())
+  assert [row["name"] for row in r["rows"]] == ["tiny"]
+  assert r["config"]["mask_kind"] == "box" and r["config"]["steps"] == 2 and r["image_size"] == [32, 32]
+  (row,) = r["rows"]
+  assert len(row["psnr"]) == 2 and np.isfinite(row["psnr"]).all() and row["learning_rate"] == 0.01
+  assert row["psnr"][0] != row["psnr"][1]  # two seeds, two fits
+  assert row["num_params"] == architecture_study.network_params("tiny", 3, 1, (32, 32))
+  assert architecture_study.network_params("skip_depth2", 3, 1, (32, 32)) > row["num_params"]
+  assert "| tiny |" in (out / "table.md").read_text() and (out / "outputs.png").exists()
+
+
+def test_architecture_study_errors_are_one_line(tmp_path):
+  out = f"--out_dir={tmp_path / 'a'}"
+  assert "unknown network(s) ['vit']" in error_of("architecture_study", ["--nets=tiny,vit", out])
+  assert "--seeds must be at least 1" in error_of("architecture_study", ["--seeds=0", out])
+  config = architecture_study.study_config("inpaint", "tiny")
+  problem = dipjax.tasks.make_problem(None, "inpaint", config, image=smooth_image(32, 32),
+                                      mask=corruptions.box_mask((32, 32)))
+  with pytest.raises(ValueError, match="needs `clean`"):
+    architecture_study.study(jax.random.key(0), problem, config, ["tiny"])
+  problem = dipjax.tasks.make_problem(None, "inpaint", config, clean=smooth_image(32, 32))
+  with pytest.raises(ValueError, match="distinct networks"):
+    architecture_study.study(jax.random.key(0), problem, config, ["tiny", "tiny"])
+  assert architecture_study.study_config("denoise", "paper").steps == presets.get("denoise", "paper").steps
+  assert architecture_study.default_nets("inpaint") == architecture_study.FIG8_NETS
+
+
+def test_net_and_tv_weight_flags_reach_the_preset_of_every_task_entry_point():
+  from absl import flags
+  from cli_helpers import forget_script_flags, load_script
+  from experiments import flag_groups
+  for script, task in (("denoise", "denoise"), ("inpaint", "inpaint"), ("super_resolution", "super_resolution")):
+    load_script(script)
+    try:
+      flags.FLAGS(["prog", "--preset=tiny", "--net=resnet", "--tv_weight=1e-6"])
+      _, config = flag_groups.preset(task)
+      assert (config.model, config.tv_weight) == ("resnet", 1e-6), script
+      assert config.fit_options()["tv_weight"] == 1e-6
+    finally:
+      flags.FLAGS.unparse_flags()
+      forget_script_flags()
+  with pytest.raises(flags.IllegalFlagValueError, match="--net=vit: value should be one of"):
+    run_main("denoise", ["--net=vit"])
+
+
+def test_sweep_takes_a_network_axis():
+  from cli_helpers import forget_script_flags, load_script
+  sweep = load_script("sweep")
+  forget_script_flags()
+  axes = sweep.parse_grid(["net=tiny, skip_depth2", "tv_weight=0,1e-6"], presets.get("denoise", "tiny"))
+  assert axes == [("net", ["tiny", "skip_depth2"]), ("tv_weight", [0.0, 1e-6])]
+  rows = [dict(point=dict(net=n, tv_weight=t), single_mean=m, single_sd=0.0, ema_mean=m, best_psnr_curve=[m],
+               best_step=[1], ensemble_vs_k={1: m})
+          for (n, t), m in zip([("tiny", 0.0), ("skip_depth2", 0.0), ("tiny", 1e-6), ("skip_depth2", 1e-6)],
+                               [20.0, 21.0, 22.0, 23.0])]
+  result = dict(rows=rows, axes=[[n, v] for n, v in axes], task="denoise", preset_name="tiny", seeds=1, image="x",
+                device="cpu", wall_s=1.0)
+  xs, ys, grid = sweep.heat_values(result, "net", "tv_weight", "output")
+  assert xs == ["tiny", "skip_depth2"] and grid.tolist() == [[20.0, 21.0], [22.0, 23.0]]
+  assert "| skip_depth2 | 1e-06 |" in sweep.markdown(result)

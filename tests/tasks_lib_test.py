@@ -125,6 +125,8 @@ def test_readout_compares_the_crop_with_clean():
 @pytest.mark.parametrize("name", sorted(baselines.DENOISERS))
 @pytest.mark.parametrize("channels", [1, 3])
 def test_denoisers_improve_a_noisy_smooth_image(name, channels):
+  if name == "cbm3d":
+    pytest.importorskip("bm3d", reason="CBM3D is an optional extra: pip install 'dipjax[bm3d]'")
   clean = smooth(48, 48, channels)
   noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
   out = baselines.DENOISERS[name](noisy)
