@@ -80,7 +80,8 @@ class StudyRow(NamedTuple):
   name: str  # the network's name (dipjax.architectures.NETWORKS)
   num_params: int  # its parameter count for this problem's channels
   learning_rate: float  # the Adam rate it was fitted with
-  psnr: np.ndarray  # (S,) PSNR of the final output against the ground truth
+  psnr: np.ndarray  # (S,) PSNR of the final output against the ground truth (all pixels)
+  hole_psnr: Optional[np.ndarray]  # (S,) PSNR over the unknown pixels only (mask == 0); None without a mask
   ema_psnr: np.ndarray  # (S,) PSNR of the EMA of the outputs
   ensemble_psnr: float  # PSNR of the mean of the S final outputs
   best_psnr: np.ndarray  # (S,) best per-step PSNR along the run (oracle)
@@ -136,33 +137,53 @@ def study(key: jax.Array, problem, config, nets: Sequence[str], *, seeds: int = 
   return rows
 
 
+def hole_psnr(output, clean, mask) -> float:
+  """PSNR (data range 1) over the pixels where ``mask == 0`` (the unknown ones), every channel.
+
+  Example:
+    >>> clean, mask = np.zeros((4, 4, 3)), np.ones((4, 4, 1))
+    >>> mask[1:3, 1:3] = 0
+    >>> round(hole_psnr(clean + 0.1 * (1 - mask), clean, mask), 6)  # error 0.1 in the hole only
+    20.0
+  """
+  hole = np.broadcast_to(np.asarray(mask) == 0, np.shape(clean))
+  err = (np.asarray(output, np.float64) - np.asarray(clean, np.float64))[hole]
+  return float(-10.0 * np.log10(np.mean(err ** 2))) if err.size else float("nan")
+
+
 def _row(name: str, rate: float, fitted, problem, config, wall_s: float) -> StudyRow:
   clean = np.asarray(problem.clean, np.float32)
   outputs = np.asarray(fitted.outputs[:, 0])
   psnr_of = lambda x: float(metrics.psnr(x, clean))
+  hole = None if problem.mask is None else np.array([hole_psnr(x, clean, problem.mask) for x in outputs])
   curve = np.asarray(fitted.curves.psnr_clean[:, 0])
   return StudyRow(
       name=name, learning_rate=rate, outputs=outputs, wall_s=wall_s,
       num_params=network_params(name, clean.shape[-1], config.input_channels, tuple(problem.image_size)),
-      psnr=np.array([psnr_of(x) for x in outputs]), ema_psnr=np.array([psnr_of(x) for x in fitted.emas[:, 0]]),
+      psnr=np.array([psnr_of(x) for x in outputs]), hole_psnr=hole, ema_psnr=np.array([psnr_of(x) for x in fitted.emas[:, 0]]),
       ensemble_psnr=psnr_of(outputs.mean(axis=0)), best_psnr=np.nanmax(curve, axis=-1),
       best_step=np.nanargmax(curve, axis=-1) + 1)
 
 
 def describe(row: StudyRow) -> str:
-  """One line: final PSNR mean ± sd, EMA, ensemble, best."""
-  return (f"output {row.psnr.mean():.2f} ± {row.psnr.std():.2f} dB, EMA {row.ema_psnr.mean():.2f}, "
+  """One line: final PSNR mean ± sd (and in the hole), EMA, ensemble, best."""
+  hole = "" if row.hole_psnr is None else f" (hole {row.hole_psnr.mean():.2f})"
+  return (f"output {row.psnr.mean():.2f} ± {row.psnr.std():.2f} dB{hole}, EMA {row.ema_psnr.mean():.2f}, "
           f"ensemble {row.ensemble_psnr:.2f}, best {row.best_psnr.mean():.2f} (step {int(np.median(row.best_step))}), "
           f"{row.num_params:,} parameters, {row.wall_s:.0f} s")
 
 
 def markdown(rows: Sequence[StudyRow]) -> str:
-  """The study's table: one line per network."""
+  """The study's table: one line per network (a hole column when the problem has a mask)."""
   seeds = len(rows[0].psnr) if rows else 0
-  lines = ["| network | parameters | lr | output (mean ± sd) | EMA | ensemble of " f"{seeds} | best (oracle) | "
-           "best step | wall s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+  holes = bool(rows) and rows[0].hole_psnr is not None
+  head = ["network", "parameters", "lr", "output (mean ± sd)"] + (["in the hole"] if holes else []) + [
+      "EMA", f"ensemble of {seeds}", "best (oracle)", "best step", "wall s"]
+  lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
   for r in rows:
-    lines.append(f"| {r.name} | {r.num_params:,} | {r.learning_rate:g} | {r.psnr.mean():.2f} ± {r.psnr.std():.2f} | "
-                 f"{r.ema_psnr.mean():.2f} | {r.ensemble_psnr:.2f} | {r.best_psnr.mean():.2f} | "
-                 f"{int(np.median(r.best_step))} | {r.wall_s:.0f} |")
+    cells = [r.name, f"{r.num_params:,}", f"{r.learning_rate:g}", f"{r.psnr.mean():.2f} ± {r.psnr.std():.2f}"]
+    cells += [f"{r.hole_psnr.mean():.2f} ± {r.hole_psnr.std():.2f}"] if holes else []
+    cells += [f"{r.ema_psnr.mean():.2f}", f"{r.ensemble_psnr:.2f}", f"{r.best_psnr.mean():.2f}",
+              f"{int(np.median(r.best_step))}", f"{r.wall_s:.0f}"]
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"

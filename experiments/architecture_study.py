@@ -86,6 +86,7 @@ def main():
       inputs=paths, image_size=list(problem.image_size), device=str(jax.devices()[0].device_kind),
       versions=report.versions(),
       rows=[dict(name=r.name, num_params=r.num_params, learning_rate=r.learning_rate, psnr=r.psnr.tolist(),
+                 hole_psnr=None if r.hole_psnr is None else r.hole_psnr.tolist(),
                  ema_psnr=r.ema_psnr.tolist(), ensemble_psnr=r.ensemble_psnr, best_psnr=r.best_psnr.tolist(),
                  best_step=r.best_step.tolist(), wall_s=r.wall_s) for r in rows]))
   cli.say(f"results in {out_dir}")

@@ -111,9 +111,11 @@ def test_architecture_study_entry_point_fits_each_network_and_writes_the_table(t
   (row,) = r["rows"]
   assert len(row["psnr"]) == 2 and np.isfinite(row["psnr"]).all() and row["learning_rate"] == 0.01
   assert row["psnr"][0] != row["psnr"][1]  # two seeds, two fits
+  assert len(row["hole_psnr"]) == 2 and np.isfinite(row["hole_psnr"]).all()
   assert row["num_params"] == architecture_study.network_params("tiny", 3, 1, (32, 32))
   assert architecture_study.network_params("skip_depth2", 3, 1, (32, 32)) > row["num_params"]
-  assert "| tiny |" in (out / "table.md").read_text() and (out / "outputs.png").exists()
+  assert "| tiny |" in (out / "table.md").read_text() and "in the hole" in (out / "table.md").read_text()
+  assert (out / "outputs.png").exists()
 
 
 def test_architecture_study_errors_are_one_line(tmp_path):
