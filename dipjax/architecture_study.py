@@ -16,15 +16,17 @@ For each network it reports the PSNR against the ground truth of the final outpu
 the final outputs) and the best PSNR along the run (an oracle, ground truth needed),
 with the parameter count and wall time.
 
-Example:
-  >>> import jax, numpy as np
-  >>> from dipjax import architecture_study, tasks
-  >>> config = architecture_study.study_config("inpaint", "tiny", steps=2)  # a 32² box hole, 1-channel z
-  >>> clean = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
-  >>> problem = tasks.make_problem(None, "inpaint", config, clean=clean)
-  >>> rows = architecture_study.study(jax.random.key(0), problem, config, ["tiny"], seeds=2)
-  >>> rows[0].name, rows[0].psnr.shape, rows[0].outputs.shape
-  ('tiny', (2,), (2, 32, 32, 3))
+Example (``study`` fits; ``experiments/architecture_study.py`` runs it from flags; the
+entry point's test runs it on the tiny net)::
+
+  >>> from dipjax import architecture_study
+  >>> config = architecture_study.study_config("inpaint", "cpu")  # Fig. 8's settings on a 128² crop
+  >>> architecture_study.default_nets("inpaint"), config.steps, config.input_channels
+  (('skip_depth6', 'skip_depth4', 'skip_depth2', 'unet_deconv', 'resnet'), 1000, 1)
+
+  then ``rows = architecture_study.study(key, problem, config, architecture_study.FIG8_NETS,
+  seeds=2, learning_rates=architecture_study.PAPER_LEARNING_RATES)`` with a ``problem`` from
+  :func:`dipjax.tasks.make_problem`, and ``print(architecture_study.markdown(rows))``.
 """
 
 from __future__ import annotations

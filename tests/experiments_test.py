@@ -1,18 +1,6 @@
-"""The benchmark entry points run end to end on tiny settings (the task entry points: tasks_test.py)."""
+"""The benchmark entry points run end to end on tiny settings, in-process (the task entry points: tasks_test.py)."""
 
 import json
-import os
-import subprocess
-import sys
-
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _run(args, tmp_path):
-  env = dict(os.environ, PYTHONPATH=ROOT)
-  return subprocess.run([sys.executable, "-m"] + args, cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=600)
 
 
 def test_bench_speed_smoke(tmp_path):
@@ -29,12 +17,11 @@ def test_bench_speed_smoke(tmp_path):
   assert "| 32² | 1 (1) | bfloat16 | rows |" in result["table"]
 
 
-def test_bench_grid_smoke(tmp_path):
+def test_bench_grid_smoke(tmp_path, capsys):
+  from cli_helpers import run_main
   out = tmp_path / "grid.json"
-  proc = _run(["experiments.bench_grid", "--size=32", "--fits=2", "--num_steps=1", "--model=tiny",
-               f"--json_out={out}"], tmp_path)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  run_main("bench_grid", ["--size=32", "--fits=2", "--num_steps=1", "--model=tiny", f"--json_out={out}"])
   rows = json.loads(out.read_text())["rows"]
   assert [r["fits"] for r in rows] == [2]
   assert all(r["fits_steps_per_s"] > 0 and r["estimate_bytes"] > 0 for r in rows)
-  assert "fits·steps/s" in proc.stdout
+  assert "fits·steps/s" in capsys.readouterr().out
