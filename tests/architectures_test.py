@@ -1,6 +1,5 @@
 """UNet, ResNet, Deep Decoder and the registry: parameter counts, sizes, upsampling primitives, jit."""
 
-import doctest
 
 import jax
 import jax.numpy as jnp
@@ -234,10 +233,6 @@ def test_registry_errors_and_overrides():
     arch.get_architecture("vit")
   assert arch.get_architecture("skip_noskip", channels_skip=(1,) * 5).channels_skip == (1,) * 5
   assert all(hasattr(arch.get_architecture(n), "min_size") for n in arch.ARCHITECTURES)
-
-
-def test_doctests():
-  assert doctest.testmod(arch, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 def test_get_network_builds_every_name_of_both_registries():

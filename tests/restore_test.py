@@ -69,7 +69,7 @@ def test_the_ema_value_is_the_moving_average_of_the_outputs():
   assert float(np.abs(ema - outputs[-1]).max()) > 1e-4  # the average is not just the last output
 
 
-@pytest.mark.parametrize("tile", [0, 32])
+@pytest.mark.parametrize("tile", [0, pytest.param(32, marks=pytest.mark.slow)])  # tiles: tasks_test's tiled run
 def test_best_is_at_least_detected_and_last_in_every_summary(tile):
   clean = smooth(48, 64)
   noisy = np.asarray(dipjax.corruptions.add_gaussian_noise(jax.random.key(1), clean, sigma=0.1))
@@ -87,6 +87,7 @@ def test_best_is_at_least_detected_and_last_in_every_summary(tile):
   assert r.output.shape == (2, 48, 64, 3) and r.info["tiles"] == (6 if tile else 1)
 
 
+@pytest.mark.slow  # the same property at the grid level, quickly: batch_test's per-image masks and inputs
 def test_per_image_operators_batched_equal_separate_runs():
   config = presets.get("inpaint", "tiny", steps=3)
   clean = [smooth(32, 32), smooth(32, 32)[::-1].copy()]
