@@ -1,6 +1,5 @@
 """UNet, ResNet, Deep Decoder and the registry: parameter counts, sizes, upsampling primitives, jit."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
