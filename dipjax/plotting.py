@@ -148,3 +148,27 @@ def plot_loss_curves(path: str, curves: dict, *, title: str = "", thresholds=())
   if title:
     ax.set_title(title, fontsize=9)
   save_figure(fig, path)
+
+
+def plot_step_curves(path: str, curves: dict, *, y_label: str, title: str = "", log_y: bool = False) -> None:
+  """Saves one panel of per-step curves ``{label: (T,)}`` against the step (1-based), optionally log y.
+
+  Args:
+    path: output PNG path.
+    curves: ``{label: (T,) values}``.
+    y_label: the y axis label.
+    title: figure title.
+    log_y: logarithmic y axis (ignored unless every value is positive).
+  """
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  for label, curve in curves.items():
+    ax.plot(np.arange(1, len(curve) + 1), curve, lw=1.3, label=label)
+  if log_y and all(np.all(np.asarray(c) > 0) for c in curves.values()):
+    ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel(y_label)
+  ax.legend(fontsize=8)
+  if title:
+    ax.set_title(title, fontsize=9)
+  save_figure(fig, path)

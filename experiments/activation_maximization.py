@@ -97,19 +97,6 @@ def objective_of(net, defaults: dict) -> preimage.Objective:
       target_value=defaults["target_value"]))
 
 
-def save_loss_plot(path: str, curves: dict, title: str) -> None:
-  """The per-step loss of each prior."""
-  plt = plotting.pyplot()
-  fig, ax = plt.subplots(figsize=(6.0, 3.8))
-  for label, curve in curves.items():
-    ax.plot(np.arange(1, len(curve) + 1), curve, lw=1.3, label=label)
-  ax.set_xlabel("step")
-  ax.set_ylabel("loss")
-  ax.legend(fontsize=8)
-  ax.set_title(title, fontsize=9)
-  plotting.save_figure(fig, path)
-
-
 def main():
   check_flags()
   out_dir = FLAGS.out_dir or "runs/activation_maximization"
@@ -143,8 +130,9 @@ def main():
   image_io.save_strip(os.path.join(out_dir, "comparison.png"), [np.clip(r.image, 0, 1) for r in results.values()],
                       [f"{n.upper()}: {what} ({'random' if random_weights else FLAGS.arch})" for n in results],
                       min_tile_width=192)
-  save_loss_plot(os.path.join(out_dir, "loss.png"), {n: r.loss for n, r in results.items()},
-                 f"{FLAGS.arch} {what} {objective.mode}, {weights_label}, preset {FLAGS.preset}")
+  plotting.plot_step_curves(os.path.join(out_dir, "loss.png"), {n: r.loss for n, r in results.items()},
+                            y_label="loss", title=f"{FLAGS.arch} {what} {objective.mode}, {weights_label}, "
+                            f"preset {FLAGS.preset}")
   image_io.save_json(os.path.join(out_dir, "summary.json"), dict(
       arch=FLAGS.arch, weights=FLAGS.weights, random_weights=random_weights, layer=objective.layer,
       channel=objective.channel, window=objective.window, mode=objective.mode, preset=FLAGS.preset, size=size,

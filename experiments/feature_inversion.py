@@ -71,21 +71,6 @@ def prior_for(name: str) -> tuple[preimage.Prior, int, dict]:
   return prior, FLAGS.steps or s.num_steps, dict(s.objective_defaults, overrides=s.classifier_overrides)
 
 
-def save_loss_plot(path: str, curves: dict, title: str) -> None:
-  """The per-step loss of each prior (log y where positive)."""
-  plt = plotting.pyplot()
-  fig, ax = plt.subplots(figsize=(6.0, 3.8))
-  for label, curve in curves.items():
-    ax.plot(np.arange(1, len(curve) + 1), curve, lw=1.3, label=label)
-  if all(np.all(np.asarray(c) > 0) for c in curves.values()):
-    ax.set_yscale("log")
-  ax.set_xlabel("step")
-  ax.set_ylabel("loss")
-  ax.legend(fontsize=8)
-  ax.set_title(title, fontsize=9)
-  plotting.save_figure(fig, path)
-
-
 def main():
   check_flags()
   out_dir = FLAGS.out_dir or "runs/feature_inversion"
@@ -122,7 +107,8 @@ def main():
   image_io.save_strip(os.path.join(out_dir, "comparison.png"), [x0] + [np.clip(r.image, 0, 1) for r in
                       results.values()], ["original"] + [f"{n.upper()} inversion of {objective.layer} "
                       f"({'random' if random_weights else FLAGS.arch})" for n in results], min_tile_width=192)
-  save_loss_plot(os.path.join(out_dir, "loss.png"), {n: r.loss for n, r in results.items()}, title)
+  plotting.plot_step_curves(os.path.join(out_dir, "loss.png"), {n: r.loss for n, r in results.items()},
+                            y_label="loss", log_y=True, title=title)
   image_io.save_json(os.path.join(out_dir, "summary.json"), dict(
       arch=FLAGS.arch, weights=FLAGS.weights, random_weights=random_weights, layer=objective.layer,
       preset=FLAGS.preset, size=size, image=FLAGS.image or "skimage astronaut", seed=FLAGS.seed,

@@ -51,19 +51,6 @@ def markdown(result: prior_effect.PriorEffect) -> str:
   return "\n".join(lines) + "\n"
 
 
-def plot_psnr(path: str, curves: dict, title: str) -> None:
-  """PSNR against step of each run."""
-  plt = plotting.pyplot()
-  fig, ax = plt.subplots(figsize=(6.4, 4.0))
-  for name, curve in curves.items():
-    ax.plot(np.arange(1, len(curve) + 1), curve, lw=1.3, label=name)
-  ax.set_xlabel("step")
-  ax.set_ylabel("PSNR (dB, RGB)")
-  ax.set_title(title, fontsize=9)
-  ax.legend(fontsize=8)
-  plotting.save_figure(fig, path)
-
-
 def main():
   if FLAGS.crop is not None and FLAGS.crop < 0:
     raise ValueError(f"--crop must be 0 (no crop) or a size in pixels, got {FLAGS.crop}.")
@@ -93,7 +80,8 @@ def main():
                       [f"LR x{f} (nearest)"] + [f"{m}: {result.psnr[m]:.2f} dB" for m in shown] + ["HR"],
                       min_tile_width=128)
   size = f"{image.shape[1]}x{image.shape[0]}"
-  plot_psnr(os.path.join(out_dir, "curves.png"), result.psnr_curve, f"x{f} SR, {size}, preset {name}")
+  plotting.plot_step_curves(os.path.join(out_dir, "curves.png"), result.psnr_curve, y_label="PSNR (dB, RGB)",
+                            title=f"x{f} SR, {size}, preset {name}")
   table = markdown(result)
   cli.say(table)
   image_io.save_text(os.path.join(out_dir, "table.md"), table)
