@@ -37,6 +37,7 @@ def fit_grid():
   return batch.make_grid_fit(NET, num_steps=3, input_channels=4, reg_noise_std=0.05)
 
 
+@pytest.mark.bitwise
 def test_grid_over_images_seeds_and_learning_rates_equals_separate_runs(fit_grid):
   t = targets(2)
   keys = jax.random.split(jax.random.key(1), 2)
@@ -55,6 +56,7 @@ def test_grid_over_images_seeds_and_learning_rates_equals_separate_runs(fit_grid
   assert not np.allclose(r.output[0, 0, 0], r.output[0, 0, 1])
 
 
+@pytest.mark.bitwise
 def test_cartesian_product_of_two_hyper_parameters_and_chunking(fit_grid):
   t = targets(1)
   keys = jax.random.split(jax.random.key(2), 1)
@@ -75,6 +77,7 @@ def test_cartesian_product_of_two_hyper_parameters_and_chunking(fit_grid):
   np.testing.assert_array_equal(np.asarray(whole.output[0, 0, v]), np.asarray(alone.output[0, 0, 0]))
 
 
+@pytest.mark.bitwise
 def test_buckets_handle_three_sizes_with_one_compile_each(fit_grid):
   images = [targets(1, 16)[0], targets(1, 24, 1)[0], targets(1, 16, 2)[0], targets(1, 32, 3)[0]]
   keys = jax.random.split(jax.random.key(3), 2)
@@ -85,6 +88,7 @@ def test_buckets_handle_three_sizes_with_one_compile_each(fit_grid):
   np.testing.assert_array_equal(np.asarray(results[2].output[0, 1, 0]), np.asarray(alone.output[0, 0, 0]))
 
 
+@pytest.mark.bitwise
 def test_per_image_masks_and_inputs_equal_separate_runs():
   """Per-image operators (a mask per image) and `z` (a network input per image) travel with their image."""
   grid = batch.make_grid_fit(NET, num_steps=3, input_channels=4)
@@ -136,6 +140,7 @@ print(json.dumps(dict(devices=len(jax.devices()), output=np.asarray(r.output).to
 """
 
 
+@pytest.mark.bitwise
 def test_sharded_over_four_host_devices_equals_one_device(tmp_path):
   def run(devices):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",

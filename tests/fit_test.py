@@ -142,6 +142,7 @@ def test_batchnorm_statistics_are_not_mixed_across_seeds(fit, target):
   assert_trees_close(four.output[:2], two.output, 2e-5)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("snapshot_every", [0, 2])
 def test_chunked_run_is_bit_identical_to_one_scan(target, snapshot_every):
   loop = dipjax.make_fit_loop(one_level_net(), guard_every=2, **LOOP_KW)
@@ -286,6 +287,7 @@ def test_default_adam_reads_the_rate_from_the_carry_and_equals_optax_adam():
   np.testing.assert_array_equal(np.asarray(a.output), np.asarray(b.output))
 
 
+@pytest.mark.bitwise
 def test_per_fit_hyper_parameters_equal_static_ones_and_vmap():
   target = jax.random.uniform(jax.random.key(2), (24, 24, 3))
   run = lambda loop, st: jax.jit(lambda s: loop.run(s, target, num_steps=4)[0])(st)

@@ -35,6 +35,7 @@ def run(loop, steps, *, sample_outputs=False):
   return state, outputs
 
 
+@pytest.mark.bitwise
 def test_langevin_with_no_noise_and_no_decay_is_plain_adam_bit_for_bit():
   plain = dipjax.make_fit_loop(NET, input_channels=4)
   quiet = dipjax.make_fit_loop(NET, input_channels=4, langevin=Langevin(noise_scale=0.0, weight_decay=0.0,
@@ -68,6 +69,7 @@ def test_the_posterior_moments_equal_numpy_over_the_sampled_outputs():
   np.testing.assert_allclose(np.asarray(std), samples.std(0), atol=1e-6)
 
 
+@pytest.mark.bitwise
 def test_langevin_noise_differs_by_seed_and_chunks_equal_one_scan():
   loop = dipjax.make_fit_loop(NET, input_channels=4, reg_noise_std=0.05, langevin=Langevin(burn_in=0, sample_every=1))
   run_ = jax.jit(lambda s, n: loop.run(s, target(), num_steps=n)[0], static_argnums=1)

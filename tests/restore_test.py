@@ -34,6 +34,7 @@ def test_restore_equals_the_entry_point_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / f"{name}.png")), image_io.to_uint8(image), name)
 
 
+@pytest.mark.bitwise
 def test_a_chunk_rule_gives_the_same_result_and_sees_the_measured_speed():
   """``chunk`` may be a rule (seconds per step -> steps), e.g. runner.auto_chunk; chunking never changes results."""
   clean = smooth(32, 32)
