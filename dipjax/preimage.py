@@ -44,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import Callable, NamedTuple, Optional
 
@@ -107,6 +108,15 @@ class Setup(NamedTuple):
   prior: Prior
   num_steps: int
   classifier_overrides: dict  # fields of the random classifier (the tiny preset's small fc head)
+
+
+class Classifier(NamedTuple):
+  """A classifier ready for an objective (:func:`classifier`)."""
+
+  module: nn.Module  # features.AlexNet / features.VGG
+  params: dict  # its parameters
+  label: str  # the weights file's name, or "RANDOM weights"
+  random_weights: bool  # True: drawn at random, the pictures are not the paper's
 
 
 class PreimageResult(NamedTuple):
@@ -484,3 +494,75 @@ def setup(task: str, preset: str, prior: str, *, arch: str = "alexnet", mode: st
               reg_noise_std=0.03 if task == "maximize" else 0.0)
   overrides = {"pool5_size": 1, "fc_features": (64, 64, 1000)} if preset == "tiny" else {}
   return Setup(objective_defaults=defaults, prior=p, num_steps=steps, classifier_overrides=overrides)
+
+
+def configured_setup(task: str, preset: str, prior: str, *, arch: str = "alexnet", mode: str = "maximize",
+                     size: Optional[int] = None, learning_rate: Optional[float] = None,
+                     tv_weight: Optional[float] = None, num_steps: Optional[int] = None) -> Setup:
+  """:func:`setup` with a user's overrides: classifier input ``size``, learning rate, steps, TV weight (TV prior only).
+
+  None keeps the preset's value; ``tv_weight`` changes only the ``'tv'`` prior.
+
+  Example:
+    >>> s = configured_setup("invert", "cpu", "tv", size=64, learning_rate=0.05, tv_weight=1.0, num_steps=7)
+    >>> s.prior.size, s.prior.learning_rate, s.prior.tv_weight, s.num_steps
+    (64, 0.05, 1.0, 7)
+  """
+  s = setup(task, preset, prior, arch=arch, mode=mode)
+  p = with_size(s.prior, size) if size else s.prior
+  if learning_rate is not None:
+    p = p._replace(learning_rate=learning_rate)
+  if tv_weight is not None and prior == "tv":
+    p = p._replace(tv_weight=tv_weight)
+  return s._replace(prior=p, num_steps=num_steps or s.num_steps)
+
+
+def check_weights_file(name: str, weights: Optional[str]) -> None:
+  """One-line ``ValueError`` naming ``name`` when ``weights`` is given but is not a file (None: random weights)."""
+  if weights and not os.path.isfile(weights):
+    raise ValueError(f"{name}={weights} is not a file; convert weights with experiments/convert_weights.py "
+                     "or leave it out for random weights.")
+
+
+def classifier(arch: str, weights: Optional[str], *, key: jax.Array, size: int, overrides: Optional[dict] = None,
+               log: Optional[Callable[[str], None]] = None) -> Classifier:
+  """:func:`load_classifier` for a run: ``overrides`` only with random weights, which ``log`` warns about.
+
+  Example:
+    >>> s = setup("invert", "tiny", "dip")
+    >>> c = classifier("alexnet", None, key=jax.random.key(0), size=s.prior.size, overrides=s.classifier_overrides)
+    >>> c.label, c.random_weights
+    ('RANDOM weights', True)
+  """
+  check_weights_file("weights", weights)
+  net, params = load_classifier(arch, weights, key=key, size=size, overrides=None if weights else overrides)
+  if weights:
+    return Classifier(net, params, os.path.basename(weights), False)
+  if log is not None:
+    log(f"WARNING: no weights file: the {arch} classifier has RANDOM weights; the pictures are not the paper's. "
+        "See experiments/convert_weights.py.")
+  return Classifier(net, params, "RANDOM weights", True)
+
+
+def prepare_study(task: str, preset: str, priors: tuple[str, ...], *, key: jax.Array, arch: str = "alexnet",
+                  weights: Optional[str] = None, mode: str = "maximize", log: Optional[Callable[[str], None]] = None,
+                  **overrides) -> tuple[dict[str, Setup], Classifier]:
+  """Each prior's :func:`configured_setup` and the classifier they share (random from ``key`` without ``weights``).
+
+  Args:
+    task, preset, arch, mode: as :func:`setup`; ``priors``: names from :data:`PRIORS`.
+    key: PRNG key of the random classifier weights.
+    weights, log: as :func:`classifier`; ``overrides``: ``size``, ``learning_rate``, ``tv_weight``, ``num_steps``.
+
+  Returns:
+    ``({prior: Setup}, Classifier)``; the classifier is built at the first prior's input size.
+
+  Example:
+    >>> setups, c = prepare_study("maximize", "tiny", ("dip", "tv"), key=jax.random.key(0), num_steps=3)
+    >>> sorted(setups), setups["tv"].num_steps, c.label
+    (['dip', 'tv'], 3, 'RANDOM weights')
+  """
+  setups = {p: configured_setup(task, preset, p, arch=arch, mode=mode, **overrides) for p in priors}
+  first = setups[priors[0]]
+  return setups, classifier(arch, weights, key=key, size=first.prior.size, overrides=first.classifier_overrides,
+                            log=log)

@@ -26,13 +26,11 @@ from absl import flags
 import jax
 import numpy as np
 
-from dipjax import features, image_io, plotting, preimage, tasks, validation
-from experiments import cli
+from dipjax import image_io, plotting, preimage, tasks, validation
+from experiments import cli, flag_groups
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("weights", None, "Converted classifier weights (.npz, or .pth with PyTorch installed); see "
-                    "experiments/convert_weights.py. Without it: RANDOM weights.")
-flags.DEFINE_enum("arch", "alexnet", sorted(features.FEATURE_NETS), "Classifier architecture.")
+flag_groups.define_preimage(size_help="Classifier input side (default: the preset's; paper 227 for AlexNet).")
 flags.DEFINE_string("layer", None, "Layer (default: the preset's conv layer, or fc8 with --class_index).")
 flags.DEFINE_integer("channel", None, "Channel (conv layer) or unit (fc layer) to maximise (default 2).")
 flags.DEFINE_integer("class_index", None, "ImageNet class whose fc8 logit is driven to 300 (sets --layer=fc8 and "
@@ -40,51 +38,22 @@ flags.DEFINE_integer("class_index", None, "ImageNet class whose fc8 logit is dri
 flags.DEFINE_integer("window", None, "Half-width w of the central window of a conv map (default 20).")
 flags.DEFINE_enum("mode", None, ["maximize", "match"], "maximize: −5 Σ activation; match: 5 |300 − activation| "
                   "(default: match with --class_index, else maximize).")
-flags.DEFINE_enum("prior", "both", ["dip", "tv", "both"], "Deep image prior, TV-regularised pixels, or both.")
-flags.DEFINE_enum("preset", "cpu", list(preimage.PRESETS), "paper: the reference's settings (GPU); cpu: a few "
-                  "minutes on 2 cores; tiny: tests.")
-flags.DEFINE_integer("steps", None, "Override the preset's number of Adam steps.")
-flags.DEFINE_float("lr", None, "Override the preset's learning rate.")
-flags.DEFINE_float("tv_weight", None, "Override the TV prior's weight λ (on a [0, 1] image, beta 2).")
-flags.DEFINE_integer("size", None, "Classifier input side (default: the preset's; paper 227 for AlexNet).")
-flags.DEFINE_string("out_dir", None, "Output folder.")
-flags.DEFINE_integer("seed", 0, "Random seed (network, input noise, random classifier weights).")
 
 
 def check_flags() -> None:
   """One-line errors for bad numeric flags."""
-  for name in ("steps", "size", "window"):
-    if FLAGS[name].value is not None:
-      validation.positive_int(f"--{name}", FLAGS[name].value)
+  flag_groups.check()
+  if FLAGS.window is not None:
+    validation.positive_int("--window", FLAGS.window)
   for name in ("channel", "class_index"):
     if FLAGS[name].value is not None:
       validation.non_negative_int(f"--{name}", FLAGS[name].value)
   if FLAGS.channel is not None and FLAGS.class_index is not None:
     raise ValueError("give --channel or --class_index, not both.")
-  if FLAGS.lr is not None:
-    validation.finite("--lr", FLAGS.lr, minimum=0.0, inclusive=False)
-  if FLAGS.tv_weight is not None:
-    validation.finite("--tv_weight", FLAGS.tv_weight, minimum=0.0)
-  validation.non_negative_int("--seed", FLAGS.seed)
-  if FLAGS.weights and not os.path.isfile(FLAGS.weights):
-    raise ValueError(f"--weights={FLAGS.weights} is not a file; convert weights with experiments/convert_weights.py "
-                     "or leave the flag out for random weights.")
 
 
 def mode() -> str:
   return FLAGS.mode or ("match" if FLAGS.class_index is not None else "maximize")
-
-
-def prior_for(name: str) -> tuple[preimage.Prior, int, dict]:
-  """The preset's prior for ``name`` with the flags' overrides, its steps, and the objective's defaults."""
-  s = preimage.setup("maximize", FLAGS.preset, name, arch=FLAGS.arch,
-                     mode="match" if FLAGS.class_index is not None else mode())
-  prior = preimage.with_size(s.prior, FLAGS.size) if FLAGS.size else s.prior
-  if FLAGS.lr is not None:
-    prior = prior._replace(learning_rate=FLAGS.lr)
-  if FLAGS.tv_weight is not None and name == "tv":
-    prior = prior._replace(tv_weight=FLAGS.tv_weight)
-  return prior, FLAGS.steps or s.num_steps, dict(s.objective_defaults, overrides=s.classifier_overrides)
 
 
 def objective_of(net, defaults: dict) -> preimage.Objective:
@@ -101,24 +70,17 @@ def main():
   check_flags()
   out_dir = FLAGS.out_dir or "runs/activation_maximization"
   image_io.ensure_writable(out_dir)
-  names = ["dip", "tv"] if FLAGS.prior == "both" else [FLAGS.prior]
-  setups = {n: prior_for(n) for n in names}
-  defaults = setups[names[0]][2]
-  size = setups[names[0]][0].size
   key_net, key_fit = tasks.keys_for_seed(FLAGS.seed)
-  random_weights = not FLAGS.weights
-  net, params = preimage.load_classifier(FLAGS.arch, FLAGS.weights, key=key_net, size=size,
-                                         overrides=defaults["overrides"] if random_weights else None)
-  weights_label = "RANDOM weights" if random_weights else os.path.basename(FLAGS.weights)
-  if random_weights:
-    cli.say(f"WARNING: no --weights: the {FLAGS.arch} classifier has RANDOM weights (seed {FLAGS.seed}); the "
-            "pictures are not the paper's. See experiments/convert_weights.py.")
+  setups, (net, params, weights_label, random_weights) = preimage.prepare_study(
+      "maximize", FLAGS.preset, key=key_net, mode="match" if FLAGS.class_index is not None else mode(), log=cli.say, **flag_groups.preimage_options())
+  names, first = list(setups), next(iter(setups.values()))
+  defaults, size = first.objective_defaults, first.prior.size
   objective = objective_of(net, defaults)
   data = preimage.objective_data(objective, params)
   what = f"{objective.layer} {'unit' if objective.layer.startswith('fc') else 'channel'} {objective.channel}"
   results = {}
   for name in names:
-    prior, steps, _ = setups[name]
+    prior, steps = setups[name].prior, setups[name].num_steps
     cli.say(f"{name}: {FLAGS.arch} ({weights_label}) {what}, {objective.mode}, {size}x{size} (canvas "
             f"{prior.net_size}), {steps} steps, LR {prior.learning_rate:g}")
     results[name] = preimage.optimize(key_fit, objective, data, prior, num_steps=steps, chunk=min(steps, 100),
@@ -137,7 +99,7 @@ def main():
       arch=FLAGS.arch, weights=FLAGS.weights, random_weights=random_weights, layer=objective.layer,
       channel=objective.channel, window=objective.window, mode=objective.mode, preset=FLAGS.preset, size=size,
       seed=FLAGS.seed, device=str(jax.devices()[0].device_kind),
-      priors={n: dict(prior=preimage.describe(setups[n][0]), steps=int(len(r.loss)),
+      priors={n: dict(prior=preimage.describe(setups[n].prior), steps=int(len(r.loss)),
                       initial_objective=r.initial_objective, final_objective=r.final_objective, wall_s=r.wall_s,
                       loss=np.asarray(r.loss).tolist()) for n, r in results.items()}))
   cli.say(f"results in {out_dir}")

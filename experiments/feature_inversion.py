@@ -24,76 +24,37 @@ from absl import flags
 import jax
 import numpy as np
 
-from dipjax import features, image_io, plotting, preimage, tasks, validation
-from experiments import cli, task_main
+from dipjax import image_io, plotting, preimage, tasks
+from experiments import cli, flag_groups, task_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("weights", None, "Converted classifier weights (.npz, or .pth with PyTorch installed); see "
-                    "experiments/convert_weights.py. Without it: RANDOM weights.")
-flags.DEFINE_enum("arch", "alexnet", sorted(features.FEATURE_NETS), "Classifier architecture.")
+flag_groups.define_preimage(size_help="Classifier input side (default: the preset's; paper 224).")
 flags.DEFINE_string("layer", None, "Layer whose features are inverted (default: the preset's; paper: fc6).")
 flags.DEFINE_string("image", None, "Picture to invert (default: scikit-image's astronaut; the paper's is "
                     "../shared/data/dip/building.jpg).")
-flags.DEFINE_enum("prior", "both", ["dip", "tv", "both"], "Deep image prior, TV-regularised pixels, or both.")
-flags.DEFINE_enum("preset", "cpu", list(preimage.PRESETS), "paper: the reference's settings (GPU); cpu: a few "
-                  "minutes on 2 cores; tiny: tests.")
-flags.DEFINE_integer("steps", None, "Override the preset's number of Adam steps.")
-flags.DEFINE_float("lr", None, "Override the preset's learning rate.")
-flags.DEFINE_float("tv_weight", None, "Override the TV prior's weight λ (on a [0, 1] image, beta 2).")
-flags.DEFINE_integer("size", None, "Classifier input side (default: the preset's; paper 224).")
-flags.DEFINE_string("out_dir", None, "Output folder.")
-flags.DEFINE_integer("seed", 0, "Random seed (network, input noise, random classifier weights).")
 
 
 def check_flags() -> None:
-  """One-line errors for bad numeric flags."""
-  for name in ("steps", "size"):
-    if FLAGS[name].value is not None:
-      validation.positive_int(f"--{name}", FLAGS[name].value)
-  if FLAGS.lr is not None:
-    validation.finite("--lr", FLAGS.lr, minimum=0.0, inclusive=False)
-  if FLAGS.tv_weight is not None:
-    validation.finite("--tv_weight", FLAGS.tv_weight, minimum=0.0)
-  validation.non_negative_int("--seed", FLAGS.seed)
-  if FLAGS.weights and not os.path.isfile(FLAGS.weights):
-    raise ValueError(f"--weights={FLAGS.weights} is not a file; convert weights with experiments/convert_weights.py "
-                     "or leave the flag out for random weights.")
-
-
-def prior_for(name: str) -> tuple[preimage.Prior, int, dict]:
-  """The preset's prior for ``name`` with the flags' overrides, its steps, and the objective's defaults."""
-  s = preimage.setup("invert", FLAGS.preset, name, arch=FLAGS.arch)
-  prior = preimage.with_size(s.prior, FLAGS.size) if FLAGS.size else s.prior
-  if FLAGS.lr is not None:
-    prior = prior._replace(learning_rate=FLAGS.lr)
-  if FLAGS.tv_weight is not None and name == "tv":
-    prior = prior._replace(tv_weight=FLAGS.tv_weight)
-  return prior, FLAGS.steps or s.num_steps, dict(s.objective_defaults, overrides=s.classifier_overrides)
+  """One-line errors for bad flags."""
+  flag_groups.check()
 
 
 def main():
   check_flags()
   out_dir = FLAGS.out_dir or "runs/feature_inversion"
   image_io.ensure_writable(out_dir)
-  names = ["dip", "tv"] if FLAGS.prior == "both" else [FLAGS.prior]
-  setups = {n: prior_for(n) for n in names}
-  defaults = setups[names[0]][2]
-  size = setups[names[0]][0].size
   key_net, key_fit = tasks.keys_for_seed(FLAGS.seed)
-  random_weights = not FLAGS.weights
-  net, params = preimage.load_classifier(FLAGS.arch, FLAGS.weights, key=key_net, size=size,
-                                         overrides=defaults["overrides"] if random_weights else None)
-  weights_label = "RANDOM weights" if random_weights else os.path.basename(FLAGS.weights)
-  if random_weights:
-    cli.say(f"WARNING: no --weights: the {FLAGS.arch} classifier has RANDOM weights (seed {FLAGS.seed}); the "
-            "inversions are not the paper's pictures. See experiments/convert_weights.py.")
+  setups, (net, params, weights_label, random_weights) = preimage.prepare_study(
+      "invert", FLAGS.preset, key=key_net, log=cli.say, **flag_groups.preimage_options())
+  names, first = list(setups), next(iter(setups.values()))
+  defaults, size = first.objective_defaults, first.prior.size
   image = image_io.load_image(FLAGS.image) if FLAGS.image else task_main.bundled_image()
   x0 = preimage.prepare_image(image, size)
   objective = preimage.Objective(net, FLAGS.layer or defaults["layer"], mode="invert")
   data = preimage.objective_data(objective, params, x0)
   results = {}
   for name in names:
-    prior, steps, _ = setups[name]
+    prior, steps = setups[name].prior, setups[name].num_steps
     cli.say(f"{name}: {FLAGS.arch} ({weights_label}) {objective.layer}, {size}x{size} (canvas {prior.net_size}), "
             f"{steps} steps, LR {prior.learning_rate:g}")
     results[name] = preimage.optimize(key_fit, objective, data, prior, num_steps=steps, target=x0,
@@ -113,7 +74,7 @@ def main():
       arch=FLAGS.arch, weights=FLAGS.weights, random_weights=random_weights, layer=objective.layer,
       preset=FLAGS.preset, size=size, image=FLAGS.image or "skimage astronaut", seed=FLAGS.seed,
       device=str(jax.devices()[0].device_kind),
-      priors={n: dict(prior=preimage.describe(setups[n][0]), steps=int(len(r.loss)),
+      priors={n: dict(prior=preimage.describe(setups[n].prior), steps=int(len(r.loss)),
                       initial_feature_loss=r.initial_objective, final_feature_loss=r.final_objective,
                       wall_s=r.wall_s, loss=np.asarray(r.loss).tolist()) for n, r in results.items()}))
   cli.say(f"results in {out_dir}")

@@ -15,7 +15,8 @@ from absl import flags
 
 import jax
 
-from dipjax import architectures, conv as conv_lib, image_io, presets as presets_lib, restoration as restore_lib, stopping, validation
+from dipjax import architectures, conv as conv_lib, features, image_io, preimage, presets as presets_lib
+from dipjax import restoration as restore_lib, stopping, validation
 
 FLAGS = flags.FLAGS
 
@@ -111,6 +112,31 @@ def define_batching() -> None:
   flags.DEFINE_integer("chunk", 0, "Steps per compiled chunk, with a progress line after each (0: about every 20 s, "
                        "from the measured speed).")
   _rules(max_batch=_non_negative, chunk=_non_negative)
+
+
+def define_preimage(*, size_help: str) -> None:
+  """The pre-image studies' flags: --weights, --arch, --prior, --preset, --steps, --lr, --tv_weight, --size, --seed, --out_dir."""
+  flags.DEFINE_string("weights", None, "Converted classifier weights (.npz, or .pth with PyTorch installed); see "
+                      "experiments/convert_weights.py. Without it: RANDOM weights.")
+  flags.DEFINE_enum("arch", "alexnet", sorted(features.FEATURE_NETS), "Classifier architecture.")
+  flags.DEFINE_enum("prior", "both", ["dip", "tv", "both"], "Deep image prior, TV-regularised pixels, or both.")
+  flags.DEFINE_enum("preset", "cpu", list(preimage.PRESETS), "paper: the reference's settings (GPU); cpu: a few "
+                    "minutes on 2 cores; tiny: tests.")
+  flags.DEFINE_integer("steps", None, "Override the preset's number of Adam steps.")
+  flags.DEFINE_float("lr", None, "Override the preset's learning rate.")
+  flags.DEFINE_float("tv_weight", None, "Override the TV prior's weight λ (on a [0, 1] image, beta 2).")
+  flags.DEFINE_integer("size", None, size_help)
+  flags.DEFINE_string("out_dir", None, "Output folder.")
+  flags.DEFINE_integer("seed", 0, "Random seed (network, input noise, random classifier weights).")
+  _rules(steps=_positive, size=_positive, lr=_finite(minimum=0.0, inclusive=False), tv_weight=_finite(minimum=0.0),
+         seed=_non_negative, weights=preimage.check_weights_file)
+
+
+def preimage_options() -> dict:
+  """The pre-image flags as :func:`dipjax.preimage.prepare_study` arguments."""
+  return dict(priors=("dip", "tv") if FLAGS.prior == "both" else (FLAGS.prior,), arch=FLAGS.arch,
+              weights=FLAGS.weights, size=FLAGS.size, learning_rate=FLAGS.lr, tv_weight=FLAGS.tv_weight,
+              num_steps=FLAGS.steps)
 
 
 _positive = validation.positive_int
