@@ -136,8 +136,9 @@ def test_conv_primitive_only_on_the_xla_path():
     assert ("conv_general_dilated" in str(jax.make_jaxpr(grad)(x, w))) == (impl == "xla")
 
 
-def test_auto_picks_matmul_on_cpu_and_bad_settings_fail():
-  assert conv_lib.resolve_impl("auto", "cpu") == "matmul"
+def test_auto_picks_rows_on_cpu_and_bad_settings_fail():
+  assert conv_lib.resolve_impl("auto", "cpu") == "rows"
+  assert conv_lib.resolve_impl("auto", "gpu") == "matmul"
   assert conv_lib.resolve_impl("rows", "gpu") == "rows"
   with pytest.raises(ValueError, match="`conv_impl`"):
     conv_lib.conv2d(jnp.ones((4, 4, 1)), jnp.ones((3, 3, 1, 1)), impl="fft")

@@ -171,6 +171,7 @@ def test_snapshots_with_remainder(target):
   assert r.metrics.loss.shape == (7,)
 
 
+@pytest.mark.bitwise
 def test_clean_image_never_enters_the_loss(fit, target):
   with_clean = fit(jax.random.key(1), target, clean=jnp.zeros_like(target))
   without = fit(jax.random.key(1), target)

@@ -35,7 +35,7 @@ def test_auto_conv_path_is_recorded_as_the_one_that_ran():
   config = presets.get("denoise", "tiny")
   model = dipjax.architectures.get_network(config.model, precision=config.precision, conv_impl=config.conv_impl)
   assert (model.precision, model.conv_impl) == ("float32", "auto")
-  assert dipjax.conv.resolve_impl(model.conv_impl, "cpu") == "matmul"
+  assert dipjax.conv.resolve_impl(model.conv_impl, "cpu") == "rows"
 
 
 @pytest.mark.parametrize("field,value,match", [("precision", "float16", "`precision`"),
