@@ -123,7 +123,7 @@ class UNet(nn.Module):
   need_sigmoid: bool = True
   use_bias: bool = True
   bn_scale_init: str = "ones"
-  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'float32_highest' | 'bfloat16' (dipjax.conv.PRECISIONS)
   conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property
@@ -235,7 +235,7 @@ class ResNet(nn.Module):
   padding: str = "reflect"  # of the first and last conv (the blocks zero-pad, as the reference)
   need_sigmoid: bool = True
   bn_scale_init: str = "ones"
-  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'float32_highest' | 'bfloat16' (dipjax.conv.PRECISIONS)
   conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property
@@ -304,7 +304,7 @@ class DeepDecoder(nn.Module):
   upsample: str = "bilinear"  # 'bilinear' | 'nearest'
   need_sigmoid: bool = True
   bn_scale_init: str = "ones"
-  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'float32_highest' | 'bfloat16' (dipjax.conv.PRECISIONS)
   conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property

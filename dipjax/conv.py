@@ -27,8 +27,13 @@ into one by backend):
 * ``'xla'`` — ``lax.conv_general_dilated`` differentiated by JAX (cuDNN on GPUs; slow
   inside a scan on XLA:CPU, and a grouped convolution under ``vmap``).
 
-Precision (:data:`PRECISIONS`): ``'float32'`` computes everything in f32 (``'matmul'`` in f32 is
-bit-identical to the code before these options existed; ``'rows'`` sums the same products in another order). ``'bfloat16'`` rounds the GEMM/conv operands —
+Precision (:data:`PRECISIONS`): ``'float32'`` computes everything in f32 at XLA's default
+matmul precision — exact f32 on CPU, TF32 operands (10-bit mantissa, f32 accumulation) for
+GEMMs and convolutions on NVIDIA Ampere/Hopper GPUs, bf16 passes on TPUs (``'matmul'`` in f32
+is bit-identical to the code before these options existed; ``'rows'`` sums the same products
+in another order). ``'float32_highest'`` asks for ``lax.Precision.HIGHEST``: full f32 on
+every backend (on CPU the same values as ``'float32'``, tests/conv_test.py).
+``'bfloat16'`` rounds the GEMM/conv operands —
 the input (hence the saved patches), the kernel and the incoming cotangent — to
 bfloat16 (8 significant bits, relative rounding error ≤ 2⁻⁹ ≈ 0.2 %) and accumulates the
 products in float32 (``preferred_element_type=float32``); outputs, gradients and the
@@ -48,7 +53,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "float32_highest", "bfloat16")
+_HIGHEST = lax.Precision.HIGHEST
 CONV_IMPLS = ("auto", "matmul", "rows", "xla")
 # What 'auto' picks per backend. CPU: 'rows', measured quietly faster than 'matmul' at 64², 128² and 256² in both
 # precisions (5-17 % per step, 20-40 % less memory; BUILD_NOTES.md §19). GPU/TPU: not measured yet; 'matmul'
@@ -137,20 +143,24 @@ def _fold_patches(dp: jax.Array, in_shape: tuple[int, ...], kernel_size: int, st
   return total
 
 
-def _dot(a: jax.Array, b: jax.Array, dims, low: bool) -> jax.Array:
-  """``lax.dot_general``; with ``low`` (bf16 operands) accumulated and returned in float32."""
-  if low:
+def _dot(a: jax.Array, b: jax.Array, dims, arith: str) -> jax.Array:
+  """``lax.dot_general`` in the arithmetic ``arith`` (a :data:`PRECISIONS` entry).
+
+  ``'bfloat16'``: bf16 operands accumulated and returned in float32; ``'float32_highest'``:
+  ``Precision.HIGHEST`` (full f32 on every backend); ``'float32'``: XLA's default.
+  """
+  if arith == "bfloat16":
     return lax.dot_general(a, b, dims, preferred_element_type=jnp.float32)
-  return lax.dot_general(a, b, dims)
+  return lax.dot_general(a, b, dims, precision=_HIGHEST if arith == "float32_highest" else None)
 
 
-def _matmul_last(a: jax.Array, b: jax.Array, low: bool = False) -> jax.Array:
+def _matmul_last(a: jax.Array, b: jax.Array, arith: str = "float32") -> jax.Array:
   """``a[..., k] @ b[k, n]`` as one dot_general over the flattened leading axes."""
-  return _dot(a, b, (((a.ndim - 1,), (0,)), ((), ())), low)
+  return _dot(a, b, (((a.ndim - 1,), (0,)), ((), ())), arith)
 
 
-def _operand(a: jax.Array, low: bool) -> jax.Array:
-  return a.astype(jnp.bfloat16) if low else a
+def _operand(a: jax.Array, arith: str) -> jax.Array:
+  return a.astype(jnp.bfloat16) if arith == "bfloat16" else a
 
 
 def _add_bias(y, bias):
@@ -162,35 +172,35 @@ def _add_bias(y, bias):
 # --- 'matmul': im2col + one GEMM -------------------------------------------------------------------------------
 
 
-def _forward(x, kernel, bias, stride, low=False):
-  patches = extract_patches(_operand(x, low), kernel.shape[0], stride)
-  y = _matmul_last(patches, _operand(kernel, low).reshape(-1, kernel.shape[-1]), low)
+def _forward(x, kernel, bias, stride, arith="float32"):
+  patches = extract_patches(_operand(x, arith), kernel.shape[0], stride)
+  y = _matmul_last(patches, _operand(kernel, arith).reshape(-1, kernel.shape[-1]), arith)
   return _add_bias(y, bias), patches
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _conv(x, kernel, bias, stride, low):
-  return _forward(x, kernel, bias, stride, low)[0]
+def _conv(x, kernel, bias, stride, arith):
+  return _forward(x, kernel, bias, stride, arith)[0]
 
 
-def _conv_fwd(x, kernel, bias, stride, low):
-  y, patches = _forward(x, kernel, bias, stride, low)
+def _conv_fwd(x, kernel, bias, stride, arith):
+  y, patches = _forward(x, kernel, bias, stride, arith)
   # The patches are kept for the weight gradient: measured faster than rebuilding them
   # in the backward pass, at a memory cost of k²·Ho·Wo·C_in floats (BUILD_NOTES.md §2.1).
   return y, (patches, kernel, x.shape, bias is not None)
 
 
-def _conv_bwd(stride, low, residuals, dy):
+def _conv_bwd(stride, arith, residuals, dy):
   patches, kernel, x_shape, has_bias = residuals
   k, _, c_in, c_out = kernel.shape
-  dy_op = _operand(dy, low)
+  dy_op = _operand(dy, arith)
   # dW[(i,j,c), o] = sum_{h,w} patches[h, w, (i,j,c)] * dy[h, w, o]  (Pᵀ·dy; the (dyᵀ·P)ᵀ
   # form was slower on XLA:CPU, BUILD_NOTES.md §2.1).
-  d_kernel = _dot(patches, dy_op, (((0, 1), (0, 1)), ((), ())), low)
+  d_kernel = _dot(patches, dy_op, (((0, 1), (0, 1)), ((), ())), arith)
   d_kernel = d_kernel.reshape(k, k, c_in, c_out)
   # dP[h, w, (i,j,c)] = sum_o dy[h, w, o] * W[(i,j,c), o]; then col2im.
-  d_patches = _dot(dy_op, _operand(kernel, low).reshape(-1, c_out), (((2,), (1,)), ((), ())), low)
-  if low:  # stored in bf16 between the GEMM and col2im, summed in f32
+  d_patches = _dot(dy_op, _operand(kernel, arith).reshape(-1, c_out), (((2,), (1,)), ((), ())), arith)
+  if arith == "bfloat16":  # stored in bf16 between the GEMM and col2im, summed in f32
     dx = _fold_patches(d_patches.astype(jnp.bfloat16), x_shape, k, stride, accumulate=jnp.float32)
   else:
     dx = _fold_patches(d_patches, x_shape, k, stride)
@@ -217,10 +227,10 @@ def _stacked_kernel(kernel: jax.Array) -> jax.Array:
   return jnp.transpose(kernel, (1, 2, 0, 3)).reshape(k * c_in, k * c_out)
 
 
-def _rows_forward(x, kernel, bias, low):
+def _rows_forward(x, kernel, bias, arith):
   k, c_out = kernel.shape[0], kernel.shape[-1]
-  rows = _row_patches(_operand(x, low), k)
-  z = _matmul_last(rows, _stacked_kernel(_operand(kernel, low)), low)
+  rows = _row_patches(_operand(x, arith), k)
+  z = _matmul_last(rows, _stacked_kernel(_operand(kernel, arith)), arith)
   z = z.reshape(z.shape[:2] + (k, c_out))
   h_out = x.shape[0] - k + 1
   y = sum(z[i:i + h_out, :, i, :] for i in range(k))
@@ -228,33 +238,33 @@ def _rows_forward(x, kernel, bias, low):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _conv_rows(x, kernel, bias, low):
-  return _rows_forward(x, kernel, bias, low)[0]
+def _conv_rows(x, kernel, bias, arith):
+  return _rows_forward(x, kernel, bias, arith)[0]
 
 
-def _conv_rows_fwd(x, kernel, bias, low):
-  y, rows = _rows_forward(x, kernel, bias, low)
+def _conv_rows_fwd(x, kernel, bias, arith):
+  y, rows = _rows_forward(x, kernel, bias, arith)
   return y, (rows, kernel, x.shape, bias is not None)
 
 
-def _conv_rows_bwd(low, residuals, dy):
+def _conv_rows_bwd(arith, residuals, dy):
   rows, kernel, x_shape, has_bias = residuals
   k, _, c_in, c_out = kernel.shape
-  dy_op = _operand(dy, low)
+  dy_op = _operand(dy, arith)
   zero = jnp.zeros((), dy_op.dtype)
   # dZ[h, w, i, o] = dy[h - i, w, o] (0 outside): the adjoint of the row-shifted sum.
   dz = jnp.stack([lax.pad(dy_op, zero, ((i, k - 1 - i, 0), (0, 0, 0), (0, 0, 0))) for i in range(k)], axis=2)
   dz = dz.reshape(dz.shape[:2] + (k * c_out,))
-  d_stack = _dot(rows, dz, (((0, 1), (0, 1)), ((), ())), low)  # (kC_in, kC_out)
+  d_stack = _dot(rows, dz, (((0, 1), (0, 1)), ((), ())), arith)  # (kC_in, kC_out)
   d_kernel = jnp.transpose(d_stack.reshape(k, c_in, k, c_out), (2, 0, 1, 3))
-  d_rows = _dot(dz, _stacked_kernel(_operand(kernel, low)), (((2,), (1,)), ((), ())), low)
-  if low:
+  d_rows = _dot(dz, _stacked_kernel(_operand(kernel, arith)), (((2,), (1,)), ((), ())), arith)
+  if arith == "bfloat16":
     d_rows = d_rows.astype(jnp.bfloat16)
   zero = jnp.zeros((), d_rows.dtype)
   dx = None
   for j in range(k):
     placed = lax.pad(d_rows[:, :, j * c_in:(j + 1) * c_in], zero, ((0, 0, 0), (j, k - 1 - j, 0), (0, 0, 0)))
-    placed = placed.astype(jnp.float32) if low else placed
+    placed = placed.astype(jnp.float32) if arith == "bfloat16" else placed
     dx = placed if dx is None else dx + placed
   assert dx.shape == tuple(x_shape)
   d_bias = jnp.sum(dy, axis=(0, 1)) if has_bias else None
@@ -267,10 +277,11 @@ _conv_rows.defvjp(_conv_rows_fwd, _conv_rows_bwd)
 # --- 'xla': lax.conv_general_dilated, differentiated by JAX -----------------------------------------------------
 
 
-def _conv_xla(x, kernel, bias, stride, low):
-  y = lax.conv_general_dilated(_operand(x, low)[None], _operand(kernel, low), (stride, stride), "VALID",
+def _conv_xla(x, kernel, bias, stride, arith):
+  y = lax.conv_general_dilated(_operand(x, arith)[None], _operand(kernel, arith), (stride, stride), "VALID",
                                dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                               preferred_element_type=jnp.float32 if low else None)[0]
+                               precision=_HIGHEST if arith == "float32_highest" else None,
+                               preferred_element_type=jnp.float32 if arith == "bfloat16" else None)[0]
   return _add_bias(y, bias)
 
 
@@ -289,7 +300,9 @@ def conv2d(x: jax.Array, kernel: jax.Array, *, bias: jax.Array | None = None, st
     kernel: ``(k, k, C_in, C_out)`` float array (HWIO).
     bias: optional ``(C_out,)`` array.
     stride: spatial stride ``s`` (1 or more).
-    precision: ``'float32'`` or ``'bfloat16'`` (bf16 operands, f32 accumulation and output).
+    precision: ``'float32'`` (XLA's default matmul precision: exact f32 on CPU, TF32 operands on NVIDIA
+      Ampere/Hopper GPUs), ``'float32_highest'`` (full f32 on every backend) or ``'bfloat16'`` (bf16
+      operands, f32 accumulation and output).
     impl: ``'matmul'`` (im2col), ``'rows'`` (row-im2col), ``'xla'`` (``lax.conv_general_dilated``)
       or ``'auto'`` (:func:`resolve_impl`).
 
@@ -315,10 +328,10 @@ def conv2d(x: jax.Array, kernel: jax.Array, *, bias: jax.Array | None = None, st
   k = kernel.shape[0]
   if x.shape[0] < k or x.shape[1] < k:
     raise ValueError(f"conv2d: `x` of spatial size {x.shape[:2]} is smaller than the kernel ({k}x{k}).")
-  low = check_precision(precision) == "bfloat16"
+  arith = check_precision(precision)
   impl = resolve_impl(impl)
   if impl == "xla":
-    return _conv_xla(x, kernel, bias, stride, low)
+    return _conv_xla(x, kernel, bias, stride, arith)
   if impl == "rows" and stride == 1 and k > 1:
-    return _conv_rows(x, kernel, bias, low)
-  return _conv(x, kernel, bias, stride, low)
+    return _conv_rows(x, kernel, bias, arith)
+  return _conv(x, kernel, bias, stride, arith)

@@ -55,7 +55,7 @@ class Conv(nn.Module):
   # True when a BatchNorm follows: BN subtracts the per-channel mean, so the bias cancels
   # exactly; it is kept as a parameter (reference parameter count) but not added.
   bias_cancelled: bool = False
-  precision: str = "float32"  # 'float32' | 'bfloat16' (bf16 operands, f32 accumulation; dipjax.conv.PRECISIONS)
+  precision: str = "float32"  # 'float32' | 'float32_highest' | 'bfloat16' (dipjax.conv.PRECISIONS)
   conv_impl: str = "auto"  # 'auto' | 'matmul' | 'rows' | 'xla' (dipjax.conv.CONV_IMPLS; 'auto' picks by backend)
 
   @nn.compact

@@ -70,7 +70,7 @@ class SkipNet(nn.Module):
   need_sigmoid: bool = True  # sigmoid on the output
   use_bias: bool = True  # biases in the convolutions (the last 1x1 conv as well)
   bn_scale_init: str = "ones"  # BatchNorm scale init: 'ones' (modern PyTorch) | 'uniform' U(0,1) (paper-era)
-  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation)
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'float32_highest' | 'bfloat16' (dipjax.conv.PRECISIONS)
   conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv)
 
   @property

@@ -79,7 +79,7 @@ class TaskPreset:
   burn_in: int = 0  # posterior: steps before the first sample
   sample_every: int = 0  # posterior: a sample every this many steps after burn-in (0: no posterior)
   tv_weight: float = 0.0  # λ of a total-variation term λ TV(x) on the network output (DIP-TV; 0: none)
-  precision: str = "float32"  # conv arithmetic: 'float32' | 'bfloat16' (bf16 operands, f32 accumulation; dipjax.conv)
+  precision: str = "float32"  # conv arithmetic: 'float32' | 'float32_highest' | 'bfloat16' (dipjax.conv.PRECISIONS)
   conv_impl: str = "auto"  # conv path: 'auto' (by backend) | 'matmul' | 'rows' | 'xla' (dipjax.conv.CONV_IMPLS)
   note: str = ""  # where the values come from
 

@@ -47,9 +47,10 @@ def define_fit(*, seeds_default: int = 1) -> None:
   flags.DEFINE_float("reg_noise_std", None, "Override the preset's input perturbation σ_p.")
   flags.DEFINE_float("tv_weight", None, "Add λ TV(x) of the network output to the loss (DIP-TV; the reference's "
                      "tv_loss, a sum over pixels: try 1e-7 to 1e-5; default: the preset's, 0).")
-  flags.DEFINE_enum("precision", None, list(conv_lib.PRECISIONS), "Convolution arithmetic: float32, or bfloat16 "
-                    "operands with float32 accumulation (parameters, optimiser, loss and outputs stay float32; "
-                    "default: the preset's, float32).")
+  flags.DEFINE_enum("precision", None, list(conv_lib.PRECISIONS), "Convolution arithmetic: float32 (XLA's default "
+                    "matmul precision: exact on CPU, TF32 on NVIDIA Ampere/Hopper), float32_highest (full float32 "
+                    "everywhere), or bfloat16 operands with float32 accumulation (parameters, optimiser, loss and "
+                    "outputs stay float32). Default: the preset's.")
   flags.DEFINE_enum("conv_impl", None, list(conv_lib.CONV_IMPLS), "Convolution implementation: matmul (im2col + "
                     "GEMM), rows (row-im2col), xla (lax.conv_general_dilated) or auto (by backend; default: the "
                     "preset's, auto).")

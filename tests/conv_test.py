@@ -144,3 +144,19 @@ def test_auto_picks_rows_on_cpu_and_bad_settings_fail():
     conv_lib.conv2d(jnp.ones((4, 4, 1)), jnp.ones((3, 3, 1, 1)), impl="fft")
   with pytest.raises(ValueError, match="`precision`"):
     conv_lib.conv2d(jnp.ones((4, 4, 1)), jnp.ones((3, 3, 1, 1)), precision="float16")
+
+
+def test_float32_highest_asks_for_highest_precision_in_every_product_and_equals_float32_on_cpu():
+  x, w = jax.random.normal(jax.random.key(0), (9, 9, 3)), jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+  for impl in ["matmul", "rows", "xla"]:
+    def value_and_grads(precision):
+      f = lambda x, w: jnp.sum(conv_lib.conv2d(x, w, precision=precision, impl=impl) ** 2)
+      return jax.value_and_grad(f, argnums=(0, 1))
+    hlo = {p: jax.jit(value_and_grads(p)).lower(x, w).as_text() for p in ("float32_highest", "float32")}
+    products = {p: [line for line in text.splitlines() if "stablehlo.dot_general" in line or
+                    "stablehlo.convolution" in line] for p, text in hlo.items()}
+    assert len(products["float32_highest"]) >= 3 and all("HIGHEST" in line for line in products["float32_highest"])
+    assert len(products["float32"]) >= 3 and not any("HIGHEST" in line for line in products["float32"])
+    got, want = jax.jit(value_and_grads("float32_highest"))(x, w), jax.jit(value_and_grads("float32"))(x, w)
+    for g, r in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+      np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-5)
