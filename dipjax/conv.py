@@ -57,7 +57,7 @@ PRECISIONS = ("float32", "float32_highest", "bfloat16")
 _HIGHEST = lax.Precision.HIGHEST
 CONV_IMPLS = ("auto", "matmul", "rows", "xla")
 # What 'auto' picks per backend. CPU: 'rows', measured quietly faster than 'matmul' at 64², 128² and 256² in both
-# precisions (5-17 % per step, 20-40 % less memory; BUILD_NOTES.md §19). GPU/TPU: not measured yet; 'matmul'
+# precisions (5-20 % per step, 17-40 % less memory; BUILD_NOTES.md §19). GPU/TPU: not measured yet; 'matmul'
 # keeps seeds under vmap on batched GEMMs ('xla' becomes a grouped convolution with a slow backward there,
 # jax-ml/jax#13800); a single-fit GPU run may try conv_impl='xla' (cuDNN).
 AUTO_IMPL = {"cpu": "rows"}

@@ -72,7 +72,8 @@ def main():
   image_io.ensure_writable(out_dir)
   key_net, key_fit = tasks.keys_for_seed(FLAGS.seed)
   setups, (net, params, weights_label, random_weights) = preimage.prepare_study(
-      "maximize", FLAGS.preset, key=key_net, mode="match" if FLAGS.class_index is not None else mode(), log=cli.say, **flag_groups.preimage_options())
+      "maximize", FLAGS.preset, key=key_net, mode="match" if FLAGS.class_index is not None else mode(),
+      log=cli.say, **flag_groups.preimage_options())
   names, first = list(setups), next(iter(setups.values()))
   defaults, size = first.objective_defaults, first.prior.size
   objective = objective_of(net, defaults)

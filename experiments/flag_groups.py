@@ -116,7 +116,8 @@ def define_batching() -> None:
 
 
 def define_preimage(*, size_help: str) -> None:
-  """The pre-image studies' flags: --weights, --arch, --prior, --preset, --steps, --lr, --tv_weight, --size, --seed, --out_dir."""
+  """The pre-image studies' flags: --weights, --arch, --prior, --preset, --steps, --lr, --tv_weight, --size, --seed,
+  --out_dir."""
   flags.DEFINE_string("weights", None, "Converted classifier weights (.npz, or .pth with PyTorch installed); see "
                       "experiments/convert_weights.py. Without it: RANDOM weights.")
   flags.DEFINE_enum("arch", "alexnet", sorted(features.FEATURE_NETS), "Classifier architecture.")

@@ -58,3 +58,10 @@ def test_flags_reach_the_preset():
   finally:
     flags.unparse_flags()
     cli_helpers.forget_script_flags()
+
+
+def test_cpu_presets_convolve_in_bfloat16_and_the_others_in_float32():
+  for task, named in presets.PRESETS.items():
+    for name, preset in named.items():
+      assert preset.precision == ("bfloat16" if name.endswith("cpu") else "float32"), (task, name)
+  assert presets.get("denoise", "cpu", precision="float32").precision == "float32"  # the reference arithmetic
