@@ -60,8 +60,10 @@ def test_flags_reach_the_preset():
     cli_helpers.forget_script_flags()
 
 
-def test_cpu_presets_convolve_in_bfloat16_and_the_others_in_float32():
+def test_denoising_and_sr_cpu_presets_convolve_in_bfloat16_and_the_others_in_float32():
+  # bf16 where the CPU-scale fidelity study found no PSNR loss (BUILD_NOTES §19); inpainting lost 0.36 dB.
+  bf16 = {("denoise", "cpu"), ("super_resolution", "cpu")}
   for task, named in presets.PRESETS.items():
     for name, preset in named.items():
-      assert preset.precision == ("bfloat16" if name.endswith("cpu") else "float32"), (task, name)
+      assert preset.precision == ("bfloat16" if (task, name) in bf16 else "float32"), (task, name)
   assert presets.get("denoise", "cpu", precision="float32").precision == "float32"  # the reference arithmetic
