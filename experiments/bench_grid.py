@@ -27,7 +27,7 @@ from absl import flags
 import jax
 
 import dipjax
-from dipjax import batch, memory
+from dipjax import batch, conv as conv_lib, memory
 from experiments import cli
 
 FLAGS = flags.FLAGS
@@ -36,6 +36,8 @@ flags.DEFINE_list("fits", ["1", "2", "4", "8"], "Numbers of fits (seeds) per cal
 flags.DEFINE_integer("num_steps", 20, "Adam steps per call.")
 flags.DEFINE_integer("seeds_per_group", 0, "Fits vmapped together: 0 = the batch default, -1 = all.")
 flags.DEFINE_string("model", "default", "Network preset (dipjax.PRESETS).")
+flags.DEFINE_enum("precision", "float32", list(conv_lib.PRECISIONS), "Convolution arithmetic (dipjax.conv).")
+flags.DEFINE_enum("conv_impl", "auto", list(conv_lib.CONV_IMPLS), "Convolution path (auto: by backend).")
 flags.DEFINE_string("json_out", "runs/bench_grid.json", "Where to write the JSON results.")
 
 
@@ -47,8 +49,9 @@ def _status(field: str) -> int:
   return 0
 
 
-def bench(size: int, fits: list[int], steps: int, group_flag: int, model_name: str) -> list[dict]:
-  model = dipjax.get_model(model_name, out_channels=3)
+def bench(size: int, fits: list[int], steps: int, group_flag: int, model_name: str, *, precision: str = "float32",
+          conv_impl: str = "auto") -> list[dict]:
+  model = dipjax.get_model(model_name, out_channels=3, precision=precision, conv_impl=conv_impl)
   kw = dict(learning_rate=0.01, reg_noise_std=1 / 30, ema_decay=0.99, guard_every=1, input_channels=32)
   grid = batch.make_grid_fit(model, num_steps=steps, **kw)
   target = jax.random.uniform(jax.random.key(0), (1, size, size, 3))
@@ -79,7 +82,8 @@ def bench(size: int, fits: list[int], steps: int, group_flag: int, model_name: s
     elif not on_cpu:
       stats = jax.devices()[0].memory_stats() or {}
       peak = stats.get("peak_bytes_in_use")
-    row = dict(size=size, fits=s, seeds_per_group=eff_group, steps=steps, first_call_s=first, call_s=t,
+    row = dict(size=size, fits=s, seeds_per_group=eff_group, steps=steps, precision=precision,
+               conv_impl=conv_lib.resolve_impl(conv_impl), first_call_s=first, call_s=t,
                fits_steps_per_s=s * steps / t, ms_per_fit_step=1e3 * t / (s * steps),
                estimate_bytes=int(estimate), peak_bytes=peak, estimate_over_peak=estimate / peak if peak else None)
     rows.append(row)
@@ -91,7 +95,8 @@ def bench(size: int, fits: list[int], steps: int, group_flag: int, model_name: s
 
 def main():
   fits = [int(s) for s in FLAGS.fits]
-  rows = bench(FLAGS.size, fits, FLAGS.num_steps, FLAGS.seeds_per_group, FLAGS.model)
+  rows = bench(FLAGS.size, fits, FLAGS.num_steps, FLAGS.seeds_per_group, FLAGS.model, precision=FLAGS.precision,
+               conv_impl=FLAGS.conv_impl)
   print("\n| size | S | fits vmapped together | s/call | fits·steps/s | ms per fit-step | estimate MiB | peak MiB |")
   print("|---|---|---|---|---|---|---|---|")
   for r in rows:

@@ -20,8 +20,9 @@ def test_bench_speed_smoke(tmp_path):
 def test_bench_grid_smoke(tmp_path, capsys):
   from cli_helpers import run_main
   out = tmp_path / "grid.json"
-  run_main("bench_grid", ["--size=32", "--fits=2", "--num_steps=1", "--model=tiny", f"--json_out={out}"])
+  run_main("bench_grid", ["--size=32", "--fits=2", "--num_steps=1", "--model=tiny", "--precision=bfloat16",
+                          f"--json_out={out}"])
   rows = json.loads(out.read_text())["rows"]
-  assert [r["fits"] for r in rows] == [2]
+  assert [(r["fits"], r["precision"], r["conv_impl"]) for r in rows] == [(2, "bfloat16", "rows")]
   assert all(r["fits_steps_per_s"] > 0 and r["estimate_bytes"] > 0 for r in rows)
   assert "fits·steps/s" in capsys.readouterr().out
